@@ -1,0 +1,24 @@
+//! Who is asking. Only the anonymous principal exists until the auth layer lands;
+//! rules already see `auth.id`, `auth.email` and `auth.roles`.
+
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    pub id: Option<Uuid>,
+    pub email: Option<String>,
+    /// Effective roles, inheritance already expanded.
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+    pub fn is_anonymous(&self) -> bool {
+        self.id.is_none()
+    }
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}

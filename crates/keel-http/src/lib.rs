@@ -1,0 +1,106 @@
+//! The HTTP surface: REST per collection, OpenAPI and its docs, health. Domain errors
+//! become problem+json in one place ([`problem`]).
+//!
+//! A request passes: [`middleware::request_layer`] (request id, span, time limit,
+//! security headers, access log) → route → handler in [`records`] → the operation
+//! core.
+
+pub mod context;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+pub mod records;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use keel_core::Engine;
+use std::sync::Arc;
+
+pub use middleware::Limits;
+pub use problem::{PROBLEM_TYPES, Problem};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// The OpenAPI document, rendered once at start.
+    pub openapi: Arc<Vec<u8>>,
+}
+
+/// The whole API as a router, ready to serve.
+pub fn router(engine: Arc<Engine>, limits: Limits) -> Router {
+    let openapi = openapi::document(engine.model());
+    let state = AppState {
+        engine,
+        openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/docs", get(docs::page))
+        .route("/docs/", get(docs::page))
+        .route("/docs/rapidoc-min.js", get(docs::rapidoc))
+        .route("/docs/errors", get(docs::errors))
+        .route("/v1/{collection}", get(records::list).post(records::create))
+        .route(
+            "/v1/{collection}/{id}",
+            get(records::get)
+                .patch(records::update)
+                .delete(records::delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            middleware::request_layer,
+        ))
+        .with_state(state)
+}
+
+async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let mut res = state.openapi.as_ref().clone().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::new("not-found", format!("no route for `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let allow = if uri.path().starts_with("/v1/") {
+        match uri.path().trim_start_matches("/v1/").matches('/').count() {
+            0 => "GET, POST",
+            _ => "GET, PATCH, DELETE",
+        }
+    } else {
+        "GET"
+    };
+    Problem::new(
+        "method-not-allowed",
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+    .with_header(header::ALLOW, allow)
+    .into_response()
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests and return.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

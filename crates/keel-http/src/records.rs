@@ -1,0 +1,112 @@
+//! REST over the operation core: `/v1/{collection}` and `/v1/{collection}/{id}`.
+//! Each handler reads the request, calls one `Engine` operation, and shapes the
+//! answer (status, Location, ETag); all rules and validation live in the core.
+
+use crate::AppState;
+use crate::extract::{JsonBody, ListQuery, RecordQuery, idempotency_key, if_match};
+use crate::problem::Problem;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_core::Principal;
+
+fn etag(record: &serde_json::Value) -> Option<HeaderValue> {
+    record
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(collection): Path<String>,
+    ListQuery(params): ListQuery,
+) -> Result<Response, Problem> {
+    let page = state
+        .engine
+        .list(&Principal::anonymous(), &collection, params)
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((collection, id)): Path<(String, String)>,
+    query: RecordQuery,
+) -> Result<Response, Problem> {
+    let record = state
+        .engine
+        .get(
+            &Principal::anonymous(),
+            &collection,
+            &id,
+            query.fields.as_deref(),
+            query.expand.as_deref(),
+        )
+        .await?;
+    let tag = etag(&record);
+    let mut res = Json(record).into_response();
+    if let Some(tag) = tag {
+        res.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(res)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(collection): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let created = state
+        .engine
+        .create(&Principal::anonymous(), &collection, &body, key.as_deref())
+        .await?;
+    let tag = etag(&created.record);
+    let mut res = (StatusCode::CREATED, Json(created.record)).into_response();
+    let h = res.headers_mut();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/{collection}/{}", created.id)) {
+        h.insert(header::LOCATION, loc);
+    }
+    if let Some(tag) = tag {
+        h.insert(header::ETAG, tag);
+    }
+    if created.replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((collection, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let version = if_match(&headers)?;
+    let record = state
+        .engine
+        .update(&Principal::anonymous(), &collection, &id, &body, version)
+        .await?;
+    let tag = etag(&record);
+    let mut res = Json(record).into_response();
+    if let Some(tag) = tag {
+        res.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(res)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((collection, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let version = if_match(&headers)?;
+    state
+        .engine
+        .delete(&Principal::anonymous(), &collection, &id, version)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

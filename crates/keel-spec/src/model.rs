@@ -1,0 +1,356 @@
+//! The resolved model: what every later stage (storage, operations, HTTP, design)
+//! derives from. Built only by [`crate::load`], so every value here has been checked.
+
+use keel_expr::{Type, Typed};
+use std::collections::BTreeMap;
+
+/// Byte range in keel.toml, kept so later stages (lints, design) can point back at it.
+pub type SourceSpan = std::ops::Range<usize>;
+
+/// A validated keel.toml.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub app: App,
+    pub server: Server,
+    pub auth: Auth,
+    pub roles: BTreeMap<String, Role>,
+    /// Collections in declaration order; `users` is always first.
+    pub collections: Vec<Collection>,
+    pub limits: Vec<Limit>,
+    pub webhooks: Vec<Webhook>,
+    pub flags: BTreeMap<String, Flag>,
+    pub scale: Scale,
+}
+
+impl Model {
+    /// Look a collection up by its name.
+    pub fn collection(&self, name: &str) -> Option<&Collection> {
+        self.collections.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct App {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// Deployment settings that may live in the spec; flags and `KEEL_*` variables override them.
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    pub addr: Option<String>,
+    pub database: Option<String>,
+    pub log_format: Option<LogFormat>,
+    /// Signs list cursors; when absent the store keeps a generated one.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub password: bool,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub oauth: BTreeMap<String, OAuthProvider>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OAuthProvider {
+    pub client_id: String,
+    pub client_secret: String,
+    pub issuer: Option<String>,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Role {
+    pub inherits: Vec<String>,
+}
+
+/// `"POST /v1/posts" = "10/min"` or `anonymous = "60/min"`.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub key: String,
+    pub requests: u32,
+    pub per_secs: u64,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    pub on: Vec<String>,
+    pub secret: Option<String>,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flag {
+    pub rollout: u8,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scale {
+    pub users: Option<u64>,
+    pub peak_rps: Option<u64>,
+    pub read_write_ratio: Option<u64>,
+    pub records_per_user: Option<u64>,
+    pub nodes: Option<u64>,
+}
+
+/// One collection: a table, a REST resource, a GraphQL type.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub name: String,
+    pub description: Option<String>,
+    /// System fields first (id, created_at, updated_at, version), then declared ones.
+    pub fields: Vec<Field>,
+    pub indexes: Vec<Index>,
+    pub uniques: Vec<Unique>,
+    pub access: Access,
+    /// Sort used when a list names none, e.g. `-created_at`.
+    pub default_sort: Vec<SortKey>,
+    pub builtin: bool,
+    pub span: SourceSpan,
+}
+
+impl Collection {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+    /// Fields a client may send on create.
+    pub fn creatable(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.system && !f.readonly)
+    }
+    /// Fields a client may send on update.
+    pub fn updatable(&self) -> impl Iterator<Item = &Field> {
+        self.fields
+            .iter()
+            .filter(|f| !f.system && !f.readonly && !f.immutable)
+    }
+    /// Fields a client sees.
+    pub fn visible(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.hidden)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub field: String,
+    pub descending: bool,
+}
+
+impl std::fmt::Display for SortKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.descending {
+            write!(f, "-{}", self.field)
+        } else {
+            write!(f, "{}", self.field)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub keys: Vec<SortKey>,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unique {
+    pub fields: Vec<String>,
+    pub span: SourceSpan,
+}
+
+/// The four row-level rules; `None` means nobody may (default deny).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub read: Option<Rule>,
+    pub create: Option<Rule>,
+    pub update: Option<Rule>,
+    pub delete: Option<Rule>,
+}
+
+impl Access {
+    pub fn get(&self, op: Operation) -> Option<&Rule> {
+        match op {
+            Operation::Read => self.read.as_ref(),
+            Operation::Create => self.create.as_ref(),
+            Operation::Update => self.update.as_ref(),
+            Operation::Delete => self.delete.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [Self::Read, Self::Create, Self::Update, Self::Delete];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// An access rule: its source and its type-checked form.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub source: String,
+    pub typed: Typed,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub required: bool,
+    pub default: Option<DefaultValue>,
+    pub unique: bool,
+    pub immutable: bool,
+    /// Set by the server only; never accepted from a client.
+    pub readonly: bool,
+    /// Never leaves the server.
+    pub hidden: bool,
+    pub system: bool,
+    pub description: Option<String>,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldType {
+    Text {
+        min_length: Option<u32>,
+        max_length: Option<u32>,
+        pattern: Option<String>,
+    },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    Bool,
+    Datetime,
+    Date,
+    Uuid,
+    Email,
+    Url,
+    Enum {
+        values: Vec<String>,
+    },
+    Json,
+    Ref {
+        to: String,
+        on_delete: OnDelete,
+        /// Whether `on_delete` was written (a lint wants it explicit).
+        on_delete_explicit: bool,
+    },
+}
+
+impl FieldType {
+    /// The spec's name of the type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Int { .. } => "int",
+            Self::Float { .. } => "float",
+            Self::Bool => "bool",
+            Self::Datetime => "datetime",
+            Self::Date => "date",
+            Self::Uuid => "uuid",
+            Self::Email => "email",
+            Self::Url => "url",
+            Self::Enum { .. } => "enum",
+            Self::Json => "json",
+            Self::Ref { .. } => "ref",
+        }
+    }
+
+    /// The type an expression sees.
+    pub fn expr_type(&self) -> Type {
+        match self {
+            Self::Text { .. } | Self::Email | Self::Url => Type::Text,
+            Self::Int { .. } => Type::Int,
+            Self::Float { .. } => Type::Float,
+            Self::Bool => Type::Bool,
+            Self::Datetime => Type::Datetime,
+            Self::Date => Type::Date,
+            Self::Uuid | Self::Ref { .. } => Type::Uuid,
+            Self::Enum { values } => Type::Enum(values.clone()),
+            Self::Json => Type::Json,
+        }
+    }
+
+    /// The storage class the store maps to a column type per dialect.
+    pub fn storage(&self) -> Storage {
+        match self {
+            Self::Text { .. } | Self::Email | Self::Url | Self::Enum { .. } => Storage::Text,
+            Self::Int { .. } => Storage::Int,
+            Self::Float { .. } => Storage::Float,
+            Self::Bool => Storage::Bool,
+            Self::Datetime => Storage::Datetime,
+            Self::Date => Storage::Date,
+            Self::Uuid | Self::Ref { .. } => Storage::Uuid,
+            Self::Json => Storage::Json,
+        }
+    }
+}
+
+/// Column classes shared by both dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Storage {
+    Text,
+    Int,
+    Float,
+    Bool,
+    Datetime,
+    Date,
+    Uuid,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Cascade,
+    Restrict,
+    SetNull,
+}
+
+impl OnDelete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cascade => "cascade",
+            Self::Restrict => "restrict",
+            Self::SetNull => "set_null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultValue {
+    /// A constant, already checked against the field's type.
+    Value(serde_json::Value),
+    /// The caller's id (`"auth.id"`).
+    AuthId,
+    /// The current time (`"now()"`).
+    Now,
+}

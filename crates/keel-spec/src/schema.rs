@@ -1,0 +1,86 @@
+//! The JSON Schema of keel.toml, so editors (Taplo, Even Better TOML) complete and
+//! check it. Written by hand beside the loader; a test keeps the two in step.
+
+use serde_json::{Value, json};
+
+/// JSON Schema (draft 2020-12) for keel.toml.
+pub fn json_schema() -> Value {
+    let rule = json!({"type": "string", "description": "An expression, e.g. 'author == auth.id || visibility == \"public\"'"});
+    let key_list = json!({"type": "array", "items": {
+    "oneOf": [
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        {"type": "string"}
+    ]}});
+    let field = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["type"],
+        "properties": {
+            "type": {"enum": crate::load::TYPES},
+            "required": {"type": "boolean"},
+            "default": {"description": "A constant of the field's type, \"auth.id\" for refs/uuids, or \"now()\" for datetimes/dates"},
+            "unique": {"type": "boolean"},
+            "immutable": {"type": "boolean", "description": "Set on create, never changed by an update"},
+            "readonly": {"type": "boolean", "description": "Set by the server only"},
+            "hidden": {"type": "boolean", "description": "Never returned to clients"},
+            "description": {"type": "string"},
+            "min_length": {"type": "integer", "minimum": 0},
+            "max_length": {"type": "integer", "minimum": 0},
+            "pattern": {"type": "string", "format": "regex"},
+            "min": {"type": "number"},
+            "max": {"type": "number"},
+            "values": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "to": {"type": "string", "description": "The collection a ref points to"},
+            "on_delete": {"enum": ["cascade", "restrict", "set_null"]}
+        }
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://keel.dev/schema/keel.toml.json",
+        "title": "keel.toml",
+        "description": "A Keel backend: collections, fields, rules, limits, events and scale.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["app"],
+        "properties": {
+            "app": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}}},
+            "server": {"type": "object", "additionalProperties": false, "properties": {
+                "addr": {"type": "string", "description": "HOST:PORT to listen on (KEEL_ADDR)"},
+                "database": {"type": "string", "description": "sqlite://FILE or postgres://… (KEEL_DATABASE_URL)"},
+                "secret": {"type": "string", "minLength": 32, "description": "Signs cursors; use ${VAR}"},
+                "log_format": {"enum": ["pretty", "json"]}}},
+            "auth": {"type": "object", "additionalProperties": false, "properties": {
+                "password": {"type": "boolean"},
+                "access_ttl": {"type": "string", "pattern": "^[0-9]+(s|m|min|h|d|w)$"},
+                "refresh_ttl": {"type": "string", "pattern": "^[0-9]+(s|m|min|h|d|w)$"},
+                "oauth": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
+                    "required": ["client_id", "client_secret"],
+                    "properties": {"client_id": {"type": "string"}, "client_secret": {"type": "string"}, "issuer": {"type": "string"}}}}}},
+            "roles": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
+                "properties": {"inherits": {"type": "array", "items": {"type": "string"}}}}},
+            "collections": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false, "properties": {
+                "description": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": field},
+                "indexes": key_list.clone(),
+                "unique": key_list,
+                "default_sort": {"type": "string", "description": "e.g. \"-created_at\""},
+                "access": {"type": "object", "additionalProperties": false, "properties": {
+                    "read": rule.clone(), "create": rule.clone(), "update": rule.clone(), "delete": rule}}}}},
+            "limits": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]+/[a-z0-9]+$"},
+                "description": "anonymous, authenticated, or \"METHOD /path\" = \"N/period\""},
+            "events": {"type": "object", "additionalProperties": false, "properties": {
+                "webhooks": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
+                    "required": ["url", "on"],
+                    "properties": {"url": {"type": "string"}, "on": {"type": "array", "items": {"type": "string"}}, "secret": {"type": "string"}}}}}},
+            "flags": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
+                "properties": {"rollout": {"type": "integer", "minimum": 0, "maximum": 100}}}},
+            "scale": {"type": "object", "additionalProperties": false, "properties": {
+                "users": {"type": "integer", "minimum": 0},
+                "peak_rps": {"type": "integer", "minimum": 0},
+                "read_write_ratio": {"type": "integer", "minimum": 0},
+                "records_per_user": {"type": "integer", "minimum": 0},
+                "nodes": {"type": "integer", "minimum": 0}}}
+        }
+    })
+}

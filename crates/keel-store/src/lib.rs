@@ -1,0 +1,293 @@
+//! One [`Store`] over SQLite and PostgreSQL. Callers hand it statements built with
+//! sea-query ([`Stmt`]) and the storage class of each selected column; it runs them on
+//! the right driver and returns rows as JSON values. Writes go through a [`Tx`].
+//!
+//! - `schema`: the tables the model asks for (pure);
+//! - `migrate`: live schema → plan → applied in one transaction, with history;
+//! - `system`: Keel's own tables (migrations, outbox, idempotency keys, meta);
+//! - `sqlite` / `postgres`: the two drivers; `bind`: values in and out.
+
+pub mod bind;
+mod error;
+pub mod migrate;
+mod postgres;
+pub mod schema;
+mod sqlite;
+pub mod system;
+
+pub use error::StoreError;
+pub use keel_expr::Dialect;
+pub use migrate::{Plan, Step};
+pub use postgres::redact;
+
+use keel_spec::Storage;
+use std::sync::Arc;
+
+/// A statement and its bound values, as sea-query builds them.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: String,
+    pub values: Vec<sea_query::Value>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<String>, values: Vec<sea_query::Value>) -> Self {
+        Self {
+            sql: sql.into(),
+            values,
+        }
+    }
+
+    /// Build a query with the dialect's builder.
+    pub fn build<Q: sea_query::QueryStatementWriter>(q: &Q, dialect: Dialect) -> Self {
+        let (sql, values) = match dialect {
+            Dialect::Sqlite => q.build(sea_query::SqliteQueryBuilder),
+            Dialect::Postgres => q.build(sea_query::PostgresQueryBuilder),
+        };
+        Self {
+            sql,
+            values: values.0,
+        }
+    }
+}
+
+/// One result row: a JSON value per selected column.
+pub type Row = Vec<serde_json::Value>;
+
+/// The database behind Keel.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<sqlite::SqliteDb>),
+    Postgres(deadpool_postgres::Pool),
+}
+
+impl Store {
+    /// Open `sqlite://FILE`, `sqlite::memory:` or `postgres://…` and create Keel's
+    /// system tables if they are missing.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let loc = if rest == ":memory:" || rest == "//:memory:" {
+                sqlite::Location::Memory(format!("keel-{}", uuid::Uuid::now_v7().simple()))
+            } else {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(StoreError::InvalidUrl(url.into()));
+                }
+                sqlite::Location::File(path.into())
+            };
+            Backend::Sqlite(Arc::new(sqlite::SqliteDb::open(&loc)?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::pool(url)?)
+        } else {
+            return Err(StoreError::InvalidUrl(redact(url)));
+        };
+        let store = Self { backend };
+        store.bootstrap().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    async fn bootstrap(&self) -> Result<(), StoreError> {
+        let ddl = system::ddl(self.dialect());
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let conn = db.writer.lock().await;
+                conn.execute_batch(&ddl)?;
+            }
+            Backend::Postgres(pool) => {
+                let client = pool.get().await?;
+                // Two nodes starting at once must not race on CREATE TABLE.
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock({}); {ddl} COMMIT;",
+                        system::ADVISORY_LOCK
+                    ))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Is the database reachable?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query(&Stmt::new("SELECT 1", vec![]), &[Storage::Int])
+            .await
+            .map(|_| ())
+    }
+
+    /// Run a read-only query outside any transaction.
+    pub async fn query(&self, stmt: &Stmt, columns: &[Storage]) -> Result<Vec<Row>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(|c| sqlite::query(c, stmt, columns)).await,
+            Backend::Postgres(pool) => {
+                let client = pool.get().await?;
+                postgres::query(&client, stmt, columns).await
+            }
+        }
+    }
+
+    /// Begin a write transaction. SQLite takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a read-then-write inside it cannot race another writer.
+    pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let conn = db.writer.lock().await;
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(Tx {
+                    inner: TxInner::Sqlite(conn),
+                    open: true,
+                })
+            }
+            Backend::Postgres(pool) => {
+                let client = pool.get().await?;
+                client.batch_execute("BEGIN").await?;
+                Ok(Tx {
+                    inner: TxInner::Postgres(Some(client)),
+                    open: true,
+                })
+            }
+        }
+    }
+
+    /// A setting Keel keeps in the database (e.g. the generated cursor key).
+    pub async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
+        let mut tx = self.begin().await?;
+        tx.execute(&system::meta_insert(self.dialect(), key, init))
+            .await?;
+        let rows = tx
+            .query(&system::meta_select(self.dialect(), key), &[Storage::Text])
+            .await?;
+        tx.commit().await?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Other(format!("meta key `{key}` missing")))
+    }
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx<'a> {
+    inner: TxInner<'a>,
+    open: bool,
+}
+
+enum TxInner<'a> {
+    Sqlite(tokio::sync::MutexGuard<'a, rusqlite::Connection>),
+    Postgres(Option<deadpool_postgres::Object>),
+}
+
+impl Tx<'_> {
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn query(
+        &mut self,
+        stmt: &Stmt,
+        columns: &[Storage],
+    ) -> Result<Vec<Row>, StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => sqlite::query(conn, stmt, columns),
+            TxInner::Postgres(Some(client)) => postgres::query(client, stmt, columns).await,
+            TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
+        }
+    }
+
+    pub async fn execute(&mut self, stmt: &Stmt) -> Result<u64, StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => sqlite::execute(conn, stmt),
+            TxInner::Postgres(Some(client)) => postgres::execute(client, stmt).await,
+            TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
+        }
+    }
+
+    /// Run several statements of fixed SQL (DDL) in this transaction.
+    pub async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            TxInner::Postgres(Some(client)) => Ok(client.batch_execute(sql).await?),
+            TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
+        }
+    }
+
+    /// Run `f` with the SQLite connection (introspection needs PRAGMAs).
+    pub(crate) fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.inner {
+            TxInner::Sqlite(conn) => Some(conn),
+            TxInner::Postgres(_) => None,
+        }
+    }
+
+    pub(crate) fn postgres(&self) -> Option<&deadpool_postgres::Object> {
+        match &self.inner {
+            TxInner::Postgres(Some(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => {
+                if let Err(e) = conn.execute_batch("COMMIT") {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+            TxInner::Postgres(Some(client)) => Ok(client.batch_execute("COMMIT").await?),
+            TxInner::Postgres(None) => Ok(()),
+        }
+    }
+
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => Ok(conn.execute_batch("ROLLBACK")?),
+            TxInner::Postgres(Some(client)) => Ok(client.batch_execute("ROLLBACK").await?),
+            TxInner::Postgres(None) => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            TxInner::Postgres(client) => {
+                // The connection must not go back to the pool inside a transaction.
+                if let Some(client) = client.take() {
+                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                        handle.spawn(async move {
+                            if client.batch_execute("ROLLBACK").await.is_err() {
+                                let _ = deadpool_postgres::Object::take(client);
+                            }
+                        });
+                    } else {
+                        let _ = deadpool_postgres::Object::take(client);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! PostgreSQL through a deadpool pool of tokio-postgres clients, with each client's
+//! prepared statements cached.
+
+use crate::bind::{PgParam, pg_json};
+use crate::{Row, Stmt, StoreError};
+use keel_spec::Storage;
+
+pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|_| StoreError::InvalidUrl(redact(url)))?;
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    let size = std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 4)
+        .max(8);
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn query(
+    client: &deadpool_postgres::Object,
+    stmt: &Stmt,
+    columns: &[Storage],
+) -> Result<Vec<Row>, StoreError> {
+    let prepared = client.prepare_cached(&stmt.sql).await?;
+    let params: Vec<PgParam<'_>> = stmt.values.iter().map(PgParam).collect();
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let rows = client.query(&prepared, &refs).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, storage) in columns.iter().enumerate() {
+            values.push(pg_json(row, i, *storage)?);
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+pub async fn execute(client: &deadpool_postgres::Object, stmt: &Stmt) -> Result<u64, StoreError> {
+    let prepared = client.prepare_cached(&stmt.sql).await?;
+    let params: Vec<PgParam<'_>> = stmt.values.iter().map(PgParam).collect();
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    Ok(client.execute(&prepared, &refs).await?)
+}

@@ -1,0 +1,224 @@
+//! Keel's own tables, beside the model's:
+//! - `_keel_migrations`: what was applied, when, and which tables Keel manages;
+//! - `_keel_outbox`: one row per change, written in the change's transaction and
+//!   relayed after commit (webhooks, broker, realtime);
+//! - `_keel_idempotency`: the first response to an `Idempotency-Key`, replayed on retry;
+//! - `_keel_meta`: settings Keel generates and keeps (the cursor key).
+
+use crate::Stmt;
+use keel_expr::Dialect;
+use sea_query::Value;
+
+/// PostgreSQL advisory lock key taken while migrating ("keel" in ASCII).
+pub const ADVISORY_LOCK: i64 = 0x6b65_656c;
+
+/// Names no collection may use.
+pub const PREFIX: &str = "_keel";
+
+pub fn ddl(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => "
+CREATE TABLE IF NOT EXISTS _keel_migrations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  applied_at TEXT NOT NULL,
+  tables TEXT NOT NULL,
+  statements TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _keel_outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  relayed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS _keel_idempotency (
+  key TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  location TEXT,
+  body TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS _keel_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+"
+        .into(),
+        Dialect::Postgres => "
+CREATE TABLE IF NOT EXISTS _keel_migrations (
+  id BIGSERIAL PRIMARY KEY,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  tables TEXT NOT NULL,
+  statements TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _keel_outbox (
+  seq BIGSERIAL PRIMARY KEY,
+  event_id UUID NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  record_id UUID NOT NULL,
+  payload JSONB NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  relayed_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS _keel_idempotency (
+  key TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  location TEXT,
+  body TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS _keel_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+"
+        .into(),
+    }
+}
+
+fn p(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => "?".into(),
+        Dialect::Postgres => format!("${n}"),
+    }
+}
+
+pub fn meta_insert(dialect: Dialect, key: &str, value: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_meta (key, value) VALUES ({}, {}) ON CONFLICT (key) DO NOTHING",
+            p(dialect, 1),
+            p(dialect, 2)
+        ),
+        vec![key.into(), value.into()],
+    )
+}
+
+pub fn meta_select(dialect: Dialect, key: &str) -> Stmt {
+    Stmt::new(
+        format!("SELECT value FROM _keel_meta WHERE key = {}", p(dialect, 1)),
+        vec![key.into()],
+    )
+}
+
+/// One change event, appended in the same transaction as the change.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub event_id: uuid::Uuid,
+    /// `posts.created`, `posts.updated`, `posts.deleted`
+    pub topic: String,
+    pub collection: String,
+    pub record_id: uuid::Uuid,
+    pub payload: serde_json::Value,
+    pub created_at: time::OffsetDateTime,
+}
+
+pub fn outbox_insert(dialect: Dialect, e: &OutboxEvent) -> Stmt {
+    let (id, rid, payload, at): (Value, Value, Value, Value) = match dialect {
+        Dialect::Sqlite => (
+            e.event_id.hyphenated().to_string().into(),
+            e.record_id.hyphenated().to_string().into(),
+            e.payload.to_string().into(),
+            keel_expr::format_datetime(e.created_at).into(),
+        ),
+        Dialect::Postgres => (
+            Value::Uuid(Some(e.event_id)),
+            Value::Uuid(Some(e.record_id)),
+            Value::Json(Some(Box::new(e.payload.clone()))),
+            Value::TimeDateTimeWithTimeZone(Some(e.created_at)),
+        ),
+    };
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_outbox (event_id, topic, collection, record_id, payload, created_at) VALUES ({}, {}, {}, {}, {}, {})",
+            p(dialect, 1),
+            p(dialect, 2),
+            p(dialect, 3),
+            p(dialect, 4),
+            p(dialect, 5),
+            p(dialect, 6)
+        ),
+        vec![
+            id,
+            e.topic.clone().into(),
+            e.collection.clone().into(),
+            rid,
+            payload,
+            at,
+        ],
+    )
+}
+
+/// The outbox rows not relayed yet, oldest first (topic, payload).
+pub fn outbox_pending(dialect: Dialect, limit: i64) -> Stmt {
+    let payload = match dialect {
+        Dialect::Sqlite => "payload",
+        Dialect::Postgres => "payload::text",
+    };
+    Stmt::new(
+        format!(
+            "SELECT seq, topic, {payload} FROM _keel_outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT {}",
+            p(dialect, 1)
+        ),
+        vec![limit.into()],
+    )
+}
+
+/// A stored first response to an idempotent request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+pub fn idempotency_select(dialect: Dialect, scope: &str, key: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT request_hash, status, location, body FROM _keel_idempotency WHERE scope = {} AND key = {}",
+            p(dialect, 1),
+            p(dialect, 2)
+        ),
+        vec![scope.into(), key.into()],
+    )
+}
+
+pub fn idempotency_insert(dialect: Dialect, scope: &str, key: &str, r: &StoredResponse) -> Stmt {
+    let now = time::OffsetDateTime::now_utc();
+    let at: Value = match dialect {
+        Dialect::Sqlite => keel_expr::format_datetime(now).into(),
+        Dialect::Postgres => Value::TimeDateTimeWithTimeZone(Some(now)),
+    };
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_idempotency (scope, key, request_hash, status, location, body, created_at) VALUES ({}, {}, {}, {}, {}, {}, {})",
+            p(dialect, 1),
+            p(dialect, 2),
+            p(dialect, 3),
+            p(dialect, 4),
+            p(dialect, 5),
+            p(dialect, 6),
+            p(dialect, 7)
+        ),
+        vec![
+            scope.into(),
+            key.into(),
+            r.request_hash.clone().into(),
+            Value::Int(Some(i32::from(r.status))),
+            Value::String(r.location.clone()),
+            r.body.clone().into(),
+            at,
+        ],
+    )
+}

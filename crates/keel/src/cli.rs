@@ -1,0 +1,120 @@
+//! The command line: one struct per command, each flag with its `KEEL_*` variable.
+//! Kept to DESIGN.md's CLI contract.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Keel: a backend architect in one binary. Describe your backend in keel.toml;
+/// Keel checks it, migrates the database and serves it.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format: pretty for people, json for log pipelines.
+    #[arg(long, global = true, env = "KEEL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormatArg>,
+
+    /// Log filter (tracing syntax), e.g. `info`, `keel=debug`.
+    #[arg(long, global = true, env = "KEEL_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter keel.toml.
+    Init(InitArgs),
+    /// Validate keel.toml and report every problem with file:line:column (exit 1 on errors).
+    Check(CheckArgs),
+    /// Bring the database schema in line with keel.toml (or show the plan).
+    Migrate(MigrateArgs),
+    /// Serve the REST API, OpenAPI document and docs for keel.toml.
+    Serve(ServeArgs),
+    /// Print the JSON Schema of keel.toml (for editor completion).
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Starting point: `social` (users, posts, comments, likes, follows).
+    #[arg(long, default_value = "social")]
+    pub template: String,
+    /// Directory to write keel.toml into (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite an existing keel.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SpecArg {
+    /// The spec file.
+    #[arg(env = "KEEL_SPEC", default_value = "keel.toml")]
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Output format: text for people, json for scripts, sarif for code scanning.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArg {
+    /// Database URL: sqlite://FILE (default: keel.db beside the spec) or postgres://…
+    #[arg(long, env = "KEEL_DATABASE_URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// Print the SQL the migration would run, and change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Allow steps that lose data (dropping tables or columns, changing types).
+    #[arg(long)]
+    pub allow_destructive: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_ADDR")]
+    pub addr: Option<String>,
+    /// Key that signs list cursors (at least 32 characters); by default one is
+    /// generated and kept in the database, so every node sharing it agrees.
+    #[arg(long, env = "KEEL_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "KEEL_MAX_BODY", default_value_t = 1024 * 1024)]
+    pub max_body: usize,
+    /// Longest a request may take, in seconds.
+    #[arg(long, env = "KEEL_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+}

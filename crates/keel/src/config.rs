@@ -1,0 +1,32 @@
+//! Where settings come from, strongest first: flags, `KEEL_*` variables (clap reads
+//! both), the `[server]` table of keel.toml, then defaults.
+
+use keel_spec::Model;
+use std::path::Path;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// `--database`, else `[server] database`, else `sqlite://keel.db` beside the spec.
+/// A relative SQLite path is taken relative to the spec's directory.
+pub fn database_url(flag: Option<&str>, model: &Model, spec: &Path) -> String {
+    let dir = spec
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let url = flag
+        .map(str::to_string)
+        .or_else(|| model.server.database.clone())
+        .unwrap_or_else(|| "sqlite://keel.db".to_string());
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path != ":memory:" && !Path::new(path).is_absolute() && flag.is_none() {
+            return format!("sqlite://{}", dir.join(path).display());
+        }
+    }
+    url
+}
+
+pub fn addr(flag: Option<&str>, model: &Model) -> String {
+    flag.map(str::to_string)
+        .or_else(|| model.server.addr.clone())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_string())
+}
