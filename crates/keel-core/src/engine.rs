@@ -898,7 +898,7 @@ impl Engine {
         let (mut q, columns) = self.select(c);
         let mut storages = storages(&columns);
         for p in predicates {
-            q.expr(Expr::case(p.clone(), true).finally(false));
+            q.expr(Expr::case(p.clone(), Expr::cust("TRUE")).finally(Expr::cust("FALSE")));
             storages.push(Storage::Bool);
         }
         q.and_where(col(&c.name, "id").eq(id_value(id, dialect)));

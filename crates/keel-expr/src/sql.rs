@@ -20,6 +20,9 @@
 //! - `x in <Json or List column>` tests top-level array membership (see
 //!   [`crate::types`]): `json_each` on SQLite, `@>` on PostgreSQL.
 //!
+//! On PostgreSQL every bound parameter is wrapped in `CAST($n AS <type>)` with the type
+//! [`value_to_sea`] binds it as, so the server never has to guess a parameter's type.
+//!
 //! The returned expression embeds dialect-specific placeholders in a few custom
 //! fragments, so render it with the matching query builder (`SqliteQueryBuilder` for
 //! [`Dialect::Sqlite`], `PostgresQueryBuilder` for [`Dialect::Postgres`]).
@@ -207,7 +210,15 @@ impl Compiler<'_> {
 
     fn bind(&self, operand: Operand) -> Expr {
         match operand {
-            Operand::Const(v) => Expr::Value(value_to_sea(&v, self.dialect)),
+            Operand::Const(v) => {
+                let param = Expr::Value(value_to_sea(&v, self.dialect));
+                match pg_type(&v) {
+                    // PostgreSQL infers a parameter's type from its context, which fails
+                    // or guesses wrong in spots like `$1 IN ($2, col)`; state it.
+                    Some(ty) if self.pg() => self.raw(&format!("CAST(? AS {ty})"), vec![param]),
+                    _ => param,
+                }
+            }
             Operand::Sql(e) => e,
         }
     }
@@ -261,7 +272,9 @@ impl Compiler<'_> {
     fn contains(&self, a: &Node, b: &Node) -> Expr {
         let haystack = self.bind(self.operand(a));
         let pattern = match self.operand(b) {
-            Operand::Const(Value::Text(s)) => text(format!("%{}%", escape_like(&s))),
+            Operand::Const(Value::Text(s)) => {
+                self.bind(Operand::Const(Value::Text(format!("%{}%", escape_like(&s)))))
+            }
             Operand::Const(other) => self.bind(Operand::Const(other)),
             Operand::Sql(e) => self.raw(
                 "(? || REPLACE(REPLACE(REPLACE(?, ?, ?), ?, ?), ?, ?) || ?)",
@@ -445,9 +458,19 @@ fn constant(s: &str) -> Expr {
     Expr::Constant(sea_query::Value::String(Some(s.to_string())))
 }
 
-/// A string bound as a parameter.
-fn text(s: String) -> Expr {
-    Expr::Value(sea_query::Value::String(Some(s)))
+/// The PostgreSQL type a value is bound as (see [`value_to_sea`]).
+fn pg_type(v: &Value) -> Option<&'static str> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(_) => "BOOLEAN",
+        Value::Int(_) => "BIGINT",
+        Value::Float(_) => "DOUBLE PRECISION",
+        Value::Text(_) => "TEXT",
+        Value::Datetime(_) => "TIMESTAMPTZ",
+        Value::Date(_) => "DATE",
+        Value::Uuid(_) => "UUID",
+        Value::Json(_) | Value::List(_) => "JSONB",
+    })
 }
 
 /// Escapes LIKE metacharacters for `ESCAPE '\'`.

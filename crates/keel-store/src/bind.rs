@@ -97,7 +97,10 @@ impl tokio_postgres::types::ToSql for PgParam<'_> {
             }};
         }
         match self.0 {
-            Value::Bool(Some(b)) => b.to_sql(ty, out),
+            Value::Bool(Some(b)) => match *ty {
+                Type::TEXT | Type::VARCHAR => b.to_string().to_sql(ty, out),
+                _ => b.to_sql(ty, out),
+            },
             Value::TinyInt(Some(v)) => int!(i64::from(*v)),
             Value::SmallInt(Some(v)) => int!(i64::from(*v)),
             Value::Int(Some(v)) => int!(i64::from(*v)),
@@ -193,9 +196,17 @@ pub fn pg_json(
         Storage::Text => row
             .try_get::<_, Option<String>>(i)?
             .map_or(Json::Null, Json::String),
-        Storage::Int => row
-            .try_get::<_, Option<i64>>(i)?
-            .map_or(Json::Null, Json::from),
+        Storage::Int => match *row.columns()[i].type_() {
+            tokio_postgres::types::Type::INT4 => row
+                .try_get::<_, Option<i32>>(i)?
+                .map_or(Json::Null, Json::from),
+            tokio_postgres::types::Type::INT2 => row
+                .try_get::<_, Option<i16>>(i)?
+                .map_or(Json::Null, Json::from),
+            _ => row
+                .try_get::<_, Option<i64>>(i)?
+                .map_or(Json::Null, Json::from),
+        },
         Storage::Float => row
             .try_get::<_, Option<f64>>(i)?
             .and_then(serde_json::Number::from_f64)

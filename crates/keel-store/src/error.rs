@@ -19,7 +19,7 @@ pub enum StoreError {
     InvalidUrl(String),
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_message(.0))]
     Postgres(tokio_postgres::Error),
     #[error("postgres pool: {0}")]
     Pool(String),
@@ -51,6 +51,11 @@ impl From<rusqlite::Error> for StoreError {
                 }
                 // SQLITE_CONSTRAINT_FOREIGNKEY
                 787 => return StoreError::ForeignKey,
+                _ if code.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.as_deref().is_some_and(|m| m.contains("FOREIGN KEY")) =>
+                {
+                    return StoreError::ForeignKey;
+                }
                 _ => {}
             }
         }
@@ -82,5 +87,17 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
             other => StoreError::Pool(other.to_string()),
         }
+    }
+}
+
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        None => e.to_string(),
     }
 }

@@ -302,7 +302,7 @@ fn table_changes(want: &TableDef, have: &LiveTable, dialect: Dialect, steps: &mu
         if !want.indexes.iter().any(|i| &i.name == name) {
             steps.push(Step {
                 description: format!("drop index {name}"),
-                sql: vec![format!("DROP INDEX {}", q(name))],
+                sql: vec![format!("DROP INDEX IF EXISTS {}", q(name))],
                 destructive: false,
             });
         }
@@ -334,6 +334,10 @@ fn column(col: &ColumnDef, dialect: Dialect) -> SqColumn {
     }
     if col.primary_key {
         c.primary_key();
+    }
+    if dialect == Dialect::Postgres && col.storage == Storage::Text {
+        // Byte order, as SQLite compares: sorting and cursors agree on both databases.
+        c.extra("COLLATE \"C\"");
     }
     c
 }
