@@ -285,33 +285,33 @@ impl Engine {
             message,
             position: None,
         };
-        let mut keys: Vec<(String, bool)> = match sort.filter(|s| !s.trim().is_empty()) {
+        let mut keys: Vec<(String, bool)> = match sort.filter(|s| !s.is_empty()) {
             None => c
                 .default_sort
                 .iter()
                 .map(|k| (k.field.clone(), k.descending))
                 .collect(),
             Some(s) => {
+                let parts: Vec<&str> = s.split(',').collect();
+                if parts.len() > MAX_SORT_KEYS {
+                    return Err(bad(format!("at most {MAX_SORT_KEYS} sort keys")));
+                }
                 let mut keys = Vec::new();
-                for part in s.split(',') {
-                    let part = part.trim();
+                for part in parts {
                     let (name, desc) = match part.strip_prefix('-') {
                         Some(n) => (n, true),
-                        None => (part.strip_prefix('+').unwrap_or(part), false),
+                        None => (part, false),
                     };
-                    let field = self.visible_field(c, name).map_err(|m| bad(m))?;
+                    let field = self.visible_field(c, name).map_err(bad)?;
                     if field.ty == FieldType::Json {
                         return Err(bad(format!(
                             "`{name}` is a json field and cannot be sorted on"
                         )));
                     }
-                    if keys.iter().any(|(k, _)| k == name) {
-                        return Err(bad(format!("`{name}` appears twice")));
+                    // A repeated key adds nothing to the order: the first one counts.
+                    if !keys.iter().any(|(k, _)| k == name) {
+                        keys.push((name.to_string(), desc));
                     }
-                    keys.push((name.to_string(), desc));
-                }
-                if keys.len() > MAX_SORT_KEYS {
-                    return Err(bad(format!("at most {MAX_SORT_KEYS} sort keys")));
                 }
                 keys
             }
@@ -342,11 +342,11 @@ impl Engine {
         c: &Collection,
         fields: Option<&str>,
     ) -> Result<Option<Vec<String>>, CoreError> {
-        let Some(fields) = fields.filter(|f| !f.trim().is_empty()) else {
+        let Some(fields) = fields.filter(|f| !f.is_empty()) else {
             return Ok(None);
         };
         let mut out = Vec::new();
-        for name in fields.split(',').map(str::trim) {
+        for name in fields.split(',') {
             self.visible_field(c, name)
                 .map_err(|m| CoreError::BadParam {
                     param: "fields",
@@ -359,11 +359,11 @@ impl Engine {
     }
 
     fn expand_list(&self, c: &Collection, expand: Option<&str>) -> Result<Vec<String>, CoreError> {
-        let Some(expand) = expand.filter(|f| !f.trim().is_empty()) else {
+        let Some(expand) = expand.filter(|f| !f.is_empty()) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for name in expand.split(',').map(str::trim) {
+        for name in expand.split(',') {
             let f = self
                 .visible_field(c, name)
                 .map_err(|m| CoreError::BadParam {
@@ -953,7 +953,16 @@ impl Engine {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(CoreError::Validation(errors))
+            // As PostgREST answers a foreign-key violation: the body is well-formed,
+            // but conflicts with what is stored.
+            Err(CoreError::Conflict {
+                message: errors
+                    .iter()
+                    .map(|e| format!("`{}`: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                errors,
+            })
         }
     }
 
@@ -1024,7 +1033,10 @@ impl Engine {
                             fields.join(", ")
                         }
                     ),
-                    fields,
+                    errors: fields
+                        .iter()
+                        .map(|f| FieldError::new(f, "unique", "is already taken"))
+                        .collect(),
                 }
             }
             StoreError::ForeignKey => CoreError::Conflict {
@@ -1032,7 +1044,7 @@ impl Engine {
                     "this `{}` record is still referenced by other records",
                     c.name
                 ),
-                fields: Vec::new(),
+                errors: Vec::new(),
             },
             other => CoreError::Store(other),
         }

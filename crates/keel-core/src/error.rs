@@ -45,10 +45,11 @@ pub enum CoreError {
     },
     #[error("the request body is invalid")]
     Validation(Vec<FieldError>),
+    /// A unique key is taken, a ref points at nothing, or a record is still referenced.
     #[error("{message}")]
     Conflict {
         message: String,
-        fields: Vec<String>,
+        errors: Vec<FieldError>,
     },
     #[error("the record changed: its version is {current}, not the one in If-Match")]
     StaleVersion { current: i64 },

@@ -34,7 +34,6 @@ pub struct Typed {
 pub(crate) struct Node {
     pub(crate) kind: NodeKind,
     pub(crate) ty: Type,
-    #[allow(dead_code)] // kept for diagnostics and future lints
     pub(crate) span: Span,
 }
 
@@ -261,7 +260,10 @@ impl Checker<'_> {
                     Ok(item) => item,
                     Err(e) => return self.fail(e),
                 };
-                if eq_compatible(&item.ty, target) {
+                if matches!(item.ty, Type::Json | Type::List(_)) {
+                    let message = format!("a list cannot hold {} values", item.ty);
+                    self.fail(TypeError::new(item.span, message))
+                } else if eq_compatible(&item.ty, target) {
                     Some(item)
                 } else {
                     let message =

@@ -26,9 +26,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules: [`lexer`](crate::parser) and [`parser`] (grammar in BNF), `ast` (untyped
-//! tree), `types` (types, values, canonical encodings), `check` (type checker), `eval`
-//! (in-memory semantics), `sql` (SQL compiler), `error`.
+//! Inside: a lexer and the [`parser`] (its module docs hold the grammar in BNF), the
+//! untyped AST, types and values with their canonical storage encodings, the type
+//! checker, the evaluator (which also does all constant folding) and the SQL compiler.
 
 mod ast;
 mod check;

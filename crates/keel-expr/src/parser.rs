@@ -12,8 +12,9 @@
 //! primary := literal | path | call | "(" expr ")" | "[" (expr ("," expr)*)? "]"
 //! literal := "null" | "true" | "false" | number | string
 //! path    := ident ("." ident)*           visibility, author.name, auth.id, input.body
-//! call    := ident "(" (expr ("," expr)*)? ")"
-//!                                         has_role("admin"), len(tags), lower(email), now()
+//! call    := ("auth" ".")? ident "(" (expr ("," expr)*)? ")"
+//!                                         has_role("admin") (also auth.has_role("admin")),
+//!                                         len(tags), lower(email), now()
 //! number  := "-"? digit+ ("." digit+)? ([eE] [+-]? digit+)?
 //!                                         an i64 without fraction/exponent, else a finite f64
 //! string  := '"' char* '"' | "'" char* "'"
@@ -341,6 +342,12 @@ impl Parser<'_> {
             }
         }
         if self.peek().tok == Tok::LParen {
+            // `auth.has_role("x")` reads as a question to the caller; it is the same
+            // call as `has_role("x")`.
+            if segments.len() == 2 && segments[0] == "auth" {
+                let name = segments.pop().unwrap_or_default();
+                return self.path_or_call(name, start);
+            }
             return Err(ParseError::new(
                 self.peek().span,
                 format!("`{}` is not a function name", segments.join(".")),

@@ -61,7 +61,9 @@ pub enum PathSql {
 /// What the SQL compiler needs to know about the query it is building.
 pub trait SqlScope {
     /// How a path appears in SQL: a column/subquery expression of the current row, or a
-    /// value to bind (`auth.*`, `input.*`).
+    /// value to bind (`auth.*`, `input.*`). Columns must hold the encoding
+    /// [`value_to_sea`] binds. May be called more than once per path (folding looks at
+    /// subtrees repeatedly), so keep it a cheap lookup.
     fn path(&self, path: &[String]) -> PathSql;
     /// Whether the caller has `role`; `has_role` is folded at compile time.
     fn has_role(&self, role: &str) -> bool;
@@ -272,9 +274,10 @@ impl Compiler<'_> {
     fn contains(&self, a: &Node, b: &Node) -> Expr {
         let haystack = self.bind(self.operand(a));
         let pattern = match self.operand(b) {
-            Operand::Const(Value::Text(s)) => {
-                self.bind(Operand::Const(Value::Text(format!("%{}%", escape_like(&s)))))
-            }
+            Operand::Const(Value::Text(s)) => self.bind(Operand::Const(Value::Text(format!(
+                "%{}%",
+                escape_like(&s)
+            )))),
             Operand::Const(other) => self.bind(Operand::Const(other)),
             Operand::Sql(e) => self.raw(
                 "(? || REPLACE(REPLACE(REPLACE(?, ?, ?), ?, ?), ?, ?) || ?)",

@@ -73,7 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                 "fields" => p.fields = Some(v),
                 "expand" => p.expand = Some(v),
                 "limit" => {
-                    p.limit = Some(v.trim().parse().map_err(|_| {
+                    p.limit = Some(v.parse().map_err(|_| {
                         invalid(
                             "limit",
                             format!("`{v}` is not a whole number from 1 to 200"),
@@ -82,8 +82,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                 }
                 "count" => {
                     p.count = match v.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" | "" => false,
+                        "true" => true,
+                        "false" => false,
                         _ => return Err(invalid("count", "use true or false".into())),
                     }
                 }

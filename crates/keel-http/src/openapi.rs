@@ -118,11 +118,9 @@ fn example_value(f: &Field) -> Value {
 
 fn record_schema(c: &Collection) -> Value {
     let mut props = Map::new();
-    let mut required = Vec::new();
     for f in c.visible() {
         let s = field_schema(f);
         props.insert(f.name.clone(), if f.required { s } else { nullable(s) });
-        required.push(f.name.clone());
     }
     let refs: Vec<&Field> = c
         .visible()
@@ -143,11 +141,11 @@ fn record_schema(c: &Collection) -> Value {
             json!({"type": "object", "description": "The records named in `expand`, each under its own read rule (null when missing or not readable).", "properties": ex}),
         );
     }
+    // Every field is present unless `fields=` asked for fewer, so none is `required`.
     json!({
         "type": "object",
-        "description": c.description.clone().unwrap_or_else(|| format!("A `{}` record.", c.name)),
+        "description": c.description.clone().unwrap_or_else(|| format!("A `{}` record. Every field is present unless `fields` selects some.", c.name)),
         "properties": props,
-        "required": required,
         "additionalProperties": false,
     })
 }
@@ -259,24 +257,41 @@ pub fn document(model: &Model) -> Value {
             .collect();
         let record_ref = json!({"$ref": format!("#/components/schemas/{t}")});
         let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}, "description": format!("Id of the `{}` record.", c.name)});
-        let fields_param = json!({"name": "fields", "in": "query", "required": false, "schema": {"type": "string"}, "description": format!("Comma-separated fields to return, of: {}.", visible.join(", "))});
-        let expand_param = json!({"name": "expand", "in": "query", "required": false, "schema": {"type": "string"}, "description": if refs.is_empty() { "Comma-separated ref fields to embed (this collection has none).".to_string() } else { format!("Comma-separated ref fields to embed, of: {}.", refs.join(", ")) }});
+        let names = visible.join("|");
+        let sortable: Vec<String> = c
+            .visible()
+            .filter(|f| f.ty != FieldType::Json)
+            .map(|f| f.name.clone())
+            .collect();
+        let sortable = sortable.join("|");
+        let fields_param = json!({"name": "fields", "in": "query", "required": false,
+            "schema": {"type": "string", "pattern": format!("^(({names})(,({names}))*)?$")},
+            "description": format!("Comma-separated fields to return, of: {}.", visible.join(", "))});
+        let expand_param = (!refs.is_empty()).then(|| {
+            let r = refs.join("|");
+            json!({"name": "expand", "in": "query", "required": false,
+                "schema": {"type": "string", "pattern": format!("^(({r})(,({r}))*)?$")},
+                "description": format!("Comma-separated ref fields to embed, of: {}.", refs.join(", "))})
+        });
         let etag_header = json!({"ETag": {"description": "The record's version, for If-Match.", "schema": {"type": "string"}}});
 
+        let mut list_params = vec![
+            json!({"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "format": "keel-filter", "maxLength": 2048}, "description": "An expression over the fields, e.g. `title ~ \"rust\" && created_at > \"2026-01-01T00:00:00Z\"`; see the README's expression language."}),
+            json!({"name": "sort", "in": "query", "required": false, "schema": {"type": "string", "pattern": format!("^(-?({sortable})(,-?({sortable})){{0,5}})?$")}, "description": format!("Comma-separated fields, `-` for descending; default `{}`.", c.default_sort.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(","))}),
+            json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}),
+            json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string", "format": "keel-cursor"}, "description": "`next_cursor` of the previous page (opaque, signed)."}),
+            fields_param.clone(),
+        ];
+        list_params.extend(expand_param.clone());
+        list_params.push(json!({"name": "count", "in": "query", "required": false, "schema": {"type": "boolean"}, "description": "Also return `total`, the number of matching records."}));
+        let mut get_params = vec![id_param.clone(), fields_param];
+        get_params.extend(expand_param);
         let list = json!({
             "operationId": format!("list{t}"),
             "tags": [c.name],
             "summary": format!("List {}", c.name),
             "description": format!("A page of the `{}` records the caller may read. Read rule: `{}`.", c.name, rule_text(c, Operation::Read)),
-            "parameters": [
-                {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 2048}, "description": "An expression, e.g. `title ~ \"rust\" && created_at > \"2026-01-01T00:00:00Z\"`.", "examples": {"none": {"value": ""}}},
-                {"name": "sort", "in": "query", "required": false, "schema": {"type": "string"}, "description": format!("Comma-separated fields, `-` for descending; default `{}`.", c.default_sort.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(","))},
-                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-                {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}, "description": "`next_cursor` of the previous page."},
-                fields_param.clone(),
-                expand_param.clone(),
-                {"name": "count", "in": "query", "required": false, "schema": {"type": "boolean"}, "description": "Also return `total`, the number of matching records."}
-            ],
+            "parameters": list_params,
             "responses": responses(&[("200", json!({"description": "A page of records.", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{t}Page")}}}}))], COMMON_ERRORS)
         });
         let create = json!({
@@ -284,7 +299,7 @@ pub fn document(model: &Model) -> Value {
             "tags": [c.name],
             "summary": format!("Create a {} record", c.name),
             "description": format!("Create rule: `{}`. Send `Idempotency-Key` to make retries safe.", rule_text(c, Operation::Create)),
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}],
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "format": "keel-idempotency-key", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}, "description": "A unique key per logical request (a UUID is a good choice); a retry with the same key and body replays the first answer."}],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{t}Create")}}}},
             "responses": responses(&[("201", json!({
                 "description": "Created.",
@@ -309,10 +324,10 @@ pub fn document(model: &Model) -> Value {
             "operationId": format!("get{t}"),
             "tags": [c.name],
             "summary": format!("Get a {} record", c.name),
-            "parameters": [id_param.clone(), fields_param, expand_param],
+            "parameters": get_params,
             "responses": responses(&[("200", json!({"description": "The record.", "headers": etag_header.clone(), "content": {"application/json": {"schema": record_ref.clone()}}}))], COMMON_ERRORS)
         });
-        let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string", "pattern": "^(\\*|(W/)?\"?[0-9]{1,18}\"?)$"}, "description": "The ETag last seen; a stale one answers 412."});
+        let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string", "format": "keel-etag", "pattern": "^(\\*|(W/)?\"?[0-9]{1,18}\"?)$"}, "description": "The ETag last seen; a stale one answers 412."});
         let update = json!({
             "operationId": format!("update{t}"),
             "tags": [c.name],

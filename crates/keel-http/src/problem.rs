@@ -91,7 +91,7 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
     },
     ProblemType {
         slug: "idempotency-key-reused",
-        status: 422,
+        status: 409,
         title: "Idempotency key reused",
         when: "The Idempotency-Key was already used with a different request body.",
     },
@@ -239,11 +239,7 @@ impl From<CoreError> for Problem {
                     .join("; ");
                 Problem::new("validation", detail).with_errors(errors)
             }
-            CoreError::Conflict { message, fields } => {
-                let errors = fields
-                    .iter()
-                    .map(|f| FieldError::new(f, "unique", "is already taken"))
-                    .collect();
+            CoreError::Conflict { message, errors } => {
                 Problem::new("conflict", message).with_errors(errors)
             }
             CoreError::StaleVersion { current } => Problem::new(

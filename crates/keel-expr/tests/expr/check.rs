@@ -12,7 +12,11 @@ fn one_error(src: &str) -> (String, String, Option<String>) {
     let errors = type_errors(src);
     assert_eq!(errors.len(), 1, "`{src}`: {errors:?}");
     let e = &errors[0];
-    (src[e.span.start..e.span.end].to_string(), e.message.clone(), e.hint.clone())
+    (
+        src[e.span.start..e.span.end].to_string(),
+        e.message.clone(),
+        e.hint.clone(),
+    )
 }
 
 #[test]
@@ -137,6 +141,9 @@ fn contains_and_in_rules() {
     assert_eq!(at, "tags");
     let (at, _, _) = one_error(r#"[1, "a"] == null"#);
     assert_eq!(at, r#""a""#, "list items must agree");
+    let (at, msg, _) = one_error("title in [tags]");
+    assert_eq!(at, "tags");
+    assert!(msg.contains("cannot hold Json"), "{msg}");
 }
 
 #[test]
@@ -148,7 +155,11 @@ fn functions() {
     for f in ["has_role", "len", "lower", "upper", "now"] {
         assert!(hint.contains(f), "{hint}");
     }
-    assert_eq!(type_errors("frobnicate(titel) && true").len(), 2, "arguments too");
+    assert_eq!(
+        type_errors("frobnicate(titel) && true").len(),
+        2,
+        "arguments too"
+    );
 
     let (at, _, hint) = one_error("has_role(title)");
     assert_eq!(at, "has_role(title)");
@@ -194,12 +205,17 @@ fn reports_every_error() {
     let errors = type_errors(r#"titel == "x" && views > "y" || visibility == "z" || nope"#);
     let spans: Vec<Span> = errors.iter().map(|e| e.span).collect();
     assert_eq!(errors.len(), 4, "{errors:?}");
-    assert!(spans.windows(2).all(|w| w[0].start < w[1].start), "in source order");
+    assert!(
+        spans.windows(2).all(|w| w[0].start < w[1].start),
+        "in source order"
+    );
 }
 
 #[test]
 fn paths_and_constants() {
-    let t = typed(r#"author == auth.id || (visibility == "public" && author == auth.id) || len(tags) > 1"#);
+    let t = typed(
+        r#"author == auth.id || (visibility == "public" && author == auth.id) || len(tags) > 1"#,
+    );
     let paths: Vec<String> = t.paths().iter().map(|p| p.join(".")).collect();
     assert_eq!(paths, ["author", "auth.id", "visibility", "tags"]);
 

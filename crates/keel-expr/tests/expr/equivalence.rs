@@ -127,7 +127,10 @@ fn leaf() -> BoxedStrategy<String> {
         cmp(num_operand(), ord_op(), num_operand()),
         cmp(datetime_operand(), ord_op(), datetime_operand()),
         cmp(uuid_operand(), eq_op(), uuid_operand()),
-        (one_of(&["==", "!="]), one_of(&["\"public\"", "\"followers\""]))
+        (
+            one_of(&["==", "!="]),
+            one_of(&["\"public\"", "\"followers\""])
+        )
             .prop_map(|(op, v)| format!("visibility {op} {v}")),
         one_of(&[
             "visibility in [\"public\"]",
@@ -210,14 +213,16 @@ fn expression() -> impl Strategy<Value = String> {
 // ---------- rows ----------
 
 fn instant() -> impl Strategy<Value = OffsetDateTime> {
-    proptest::sample::select(&[
-        datetime!(2024-01-01 00:00:00 UTC),
-        datetime!(2024-01-01 00:00:00.000001 UTC),
-        datetime!(2024-06-01 12:30:00.5 UTC),
-        datetime!(2023-12-31 23:59:59.999999 UTC),
-        datetime!(2024-02-29 23:00:00 -02:00),
-        datetime!(2024-03-01 00:00:00 UTC),
-    ][..])
+    proptest::sample::select(
+        &[
+            datetime!(2024-01-01 00:00:00 UTC),
+            datetime!(2024-01-01 00:00:00.000001 UTC),
+            datetime!(2024-06-01 12:30:00.5 UTC),
+            datetime!(2023-12-31 23:59:59.999999 UTC),
+            datetime!(2024-02-29 23:00:00 -02:00),
+            datetime!(2024-03-01 00:00:00 UTC),
+        ][..],
+    )
 }
 
 fn json() -> impl Strategy<Value = serde_json::Value> {
@@ -263,7 +268,11 @@ fn row() -> impl Strategy<Value = Row> {
         proptest::option::of(any::<bool>()),
         proptest::option::weighted(0.8, instant()),
         proptest::option::of(proptest::sample::select(
-            &[date!(2024 - 02 - 28), date!(2024 - 02 - 29), date!(2024 - 03 - 01)][..],
+            &[
+                date!(2024 - 02 - 28),
+                date!(2024 - 02 - 29),
+                date!(2024 - 03 - 01),
+            ][..],
         )),
         proptest::option::weighted(0.8, proptest::sample::select(&[U1, U2, U3][..])),
         proptest::option::weighted(
@@ -438,4 +447,3 @@ fn stored_encoding_for_sqlite() {
         sea_query::Value::Bool(Some(false))
     );
 }
-

@@ -101,20 +101,42 @@ fn text_is_bytewise_and_contains_is_ascii_case_insensitive() {
         title: Some("Émile".into()),
         ..row.clone()
     };
-    assert!(run("lower(title) == 'Émile'", &accented, &anon), "ASCII only");
-    assert!(run("len(title) == 5", &accented, &anon), "characters, not bytes");
+    assert!(
+        run("lower(title) == 'Émile'", &accented, &anon),
+        "ASCII only"
+    );
+    assert!(
+        run("len(title) == 5", &accented, &anon),
+        "characters, not bytes"
+    );
 }
 
 #[test]
 fn datetimes_dates_and_now() {
     let row = row();
     let anon = anonymous();
-    assert!(run("created_at > '2024-01-15T12:00:00.123455Z'", &row, &anon));
+    assert!(run(
+        "created_at > '2024-01-15T12:00:00.123455Z'",
+        &row,
+        &anon
+    ));
     // Stored at microsecond precision: the nanoseconds are not there.
-    assert!(run("created_at == '2024-01-15T12:00:00.123456Z'", &row, &anon));
-    assert!(run("created_at == '2024-01-15T13:00:00.123456+01:00'", &row, &anon));
+    assert!(run(
+        "created_at == '2024-01-15T12:00:00.123456Z'",
+        &row,
+        &anon
+    ));
+    assert!(run(
+        "created_at == '2024-01-15T13:00:00.123456+01:00'",
+        &row,
+        &anon
+    ));
     assert!(run("created_at < now()", &row, &anon));
-    assert!(run("day == '2024-02-29' && day > '2024-02-28'", &row, &anon));
+    assert!(run(
+        "day == '2024-02-29' && day > '2024-02-28'",
+        &row,
+        &anon
+    ));
     // Text from an env (say, an input body) is read as the path's type.
     struct TextDates;
     impl Env for TextDates {
@@ -132,7 +154,9 @@ fn datetimes_dates_and_now() {
             NOW
         }
     }
-    let t = typed("created_at == '2024-01-01T00:00:00.000Z' && author == '00000000-0000-4000-8000-0000000000b2'");
+    let t = typed(
+        "created_at == '2024-01-01T00:00:00.000Z' && author == '00000000-0000-4000-8000-0000000000b2'",
+    );
     assert!(eval(&t, &TextDates));
 }
 
@@ -146,20 +170,37 @@ fn membership() {
     assert!(run("visibility in ['public', 'followers']", &row, &admin));
     assert!(!run("visibility in ['public']", &row, &admin));
     assert!(!run("views in []", &row, &admin));
-    assert!(run("'editor' in auth.roles && has_role('admin')", &row, &admin));
+    assert!(run(
+        "'editor' in auth.roles && has_role('admin')",
+        &row,
+        &admin
+    ));
     assert!(!run("has_role('owner')", &row, &admin));
     // JSON arrays: top-level elements of the same JSON type.
     assert!(run("'a' in tags && 'B' in tags", &row, &admin));
     assert!(!run("'b' in tags", &row, &admin), "exact, not case-folded");
-    assert!(!run("'x' in tags", &row, &admin), "nested arrays do not count");
-    assert!(run("views in [10] && 3 in tags && 3.0 in tags", &row, &admin));
-    assert!(!run("'3' in tags", &row, &admin), "a string is not a number");
+    assert!(
+        !run("'x' in tags", &row, &admin),
+        "nested arrays do not count"
+    );
+    assert!(run(
+        "views in [10] && 3 in tags && 3.0 in tags",
+        &row,
+        &admin
+    ));
+    assert!(
+        !run("'3' in tags", &row, &admin),
+        "a string is not a number"
+    );
     assert!(run("published in tags", &row, &admin));
     assert!(run("len(tags) == 5", &row, &admin));
     let object = Row {
         tags: Some(serde_json::json!({"a": "a"})),
         ..row.clone()
     };
-    assert!(!run("'a' in tags", &object, &admin), "objects are not lists");
+    assert!(
+        !run("'a' in tags", &object, &admin),
+        "objects are not lists"
+    );
     assert!(run("len(tags) == 0", &object, &admin));
 }

@@ -13,17 +13,29 @@ fn show(e: &Expr) -> String {
         ExprKind::Literal(Literal::Text(s)) => format!("{s:?}"),
         ExprKind::Path(p) => p.join("."),
         ExprKind::Call { name, args } => {
-            format!("{name}({})", args.iter().map(show).collect::<Vec<_>>().join(", "))
+            format!(
+                "{name}({})",
+                args.iter().map(show).collect::<Vec<_>>().join(", ")
+            )
         }
         ExprKind::List(items) => {
-            format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(show).collect::<Vec<_>>().join(", ")
+            )
         }
         ExprKind::Not(x) => format!("!{}", show(x)),
         ExprKind::And(items) => {
-            format!("({})", items.iter().map(show).collect::<Vec<_>>().join(" && "))
+            format!(
+                "({})",
+                items.iter().map(show).collect::<Vec<_>>().join(" && ")
+            )
         }
         ExprKind::Or(items) => {
-            format!("({})", items.iter().map(show).collect::<Vec<_>>().join(" || "))
+            format!(
+                "({})",
+                items.iter().map(show).collect::<Vec<_>>().join(" || ")
+            )
         }
         ExprKind::Compare { op, lhs, rhs } => {
             format!("({} {} {})", show(lhs), op.symbol(), show(rhs))
@@ -76,9 +88,17 @@ fn operators_and_operands() {
     assert_eq!(ok("len(tags) >= 2"), "(len(tags) >= 2)");
     assert_eq!(ok("x in []"), "(x in [])");
     assert_eq!(ok("x in [1, -2, 3.5]"), "(x in [1, -2, 3.5])");
-    assert_eq!(ok("a==b&&c!=d"), "((a == b) && (c != d))", "no spaces needed");
+    assert_eq!(
+        ok("a==b&&c!=d"),
+        "((a == b) && (c != d))",
+        "no spaces needed"
+    );
     assert_eq!(ok("a\n==\tnull"), "(a == null)");
-    assert_eq!(ok("in_stock == true"), "(in_stock == true)", "keyword prefix");
+    assert_eq!(
+        ok("in_stock == true"),
+        "(in_stock == true)",
+        "keyword prefix"
+    );
 }
 
 #[test]
@@ -98,7 +118,11 @@ fn numbers() {
     assert!(e.message.contains("out of range"), "{e}");
     assert_eq!(err("a == 12abc").span.start, 5);
     assert_eq!(err("a == 1.").span.start, 6, "a dot needs digits after it");
-    assert_eq!(err("a == - 1").span.start, 5, "the sign is part of the number");
+    assert_eq!(
+        err("a == - 1").span.start,
+        5,
+        "the sign is part of the number"
+    );
 }
 
 #[test]
@@ -145,7 +169,11 @@ fn error_positions() {
     assert_eq!(err("a.").span.start, 2);
     assert_eq!(err(".a").span.start, 0);
     assert_eq!(err("a.1 == b").span.start, 2);
-    assert_eq!(err("author.name(1)").span.start, 11, "only plain names are called");
+    assert_eq!(
+        err("author.name(1)").span.start,
+        11,
+        "only plain names are called"
+    );
     assert_eq!(err("len(a,)").span.start, 6);
     assert_eq!(err("[1, 2").span.start, 5);
     assert_eq!(err("in == 1").span.start, 0, "keywords are not names");
@@ -217,7 +245,11 @@ fn limits_length_lists_strings() {
     assert!(parse(&format!("a in [{}]", items(100))).is_ok());
     let e = err(&format!("a in [{}]", items(200)));
     assert!(e.message.contains("too many items"), "{e}");
-    assert!(err(&format!("f({})", items(101))).message.contains("too many"));
+    assert!(
+        err(&format!("f({})", items(101)))
+            .message
+            .contains("too many")
+    );
 
     let big_number = format!("a == {}", "9".repeat(500));
     assert!(err(&big_number).message.contains("out of range"));
@@ -232,9 +264,9 @@ fn limits_length_lists_strings() {
 
 /// Tokens of the grammar, valid and not, for random soups.
 const TOKENS: &[&str] = &[
-    "a", "b.c", "auth.id", "null", "true", "false", "in", "1", "-2", "3.5", "1e3", "\"s\"",
-    "'t'", "\"", "'", "\\", "==", "!=", "<", "<=", ">", ">=", "~", "!", "&&", "||", "(", ")",
-    "[", "]", ",", ".", "len", "has_role", "now", "=", "&", "|", "-", "é", " ", "\n",
+    "a", "b.c", "auth.id", "null", "true", "false", "in", "1", "-2", "3.5", "1e3", "\"s\"", "'t'",
+    "\"", "'", "\\", "==", "!=", "<", "<=", ">", ">=", "~", "!", "&&", "||", "(", ")", "[", "]",
+    ",", ".", "len", "has_role", "now", "=", "&", "|", "-", "é", " ", "\n",
 ];
 
 proptest! {

@@ -27,7 +27,7 @@ async fn openapi_document_covers_every_collection() {
     );
     assert_eq!(
         doc["components"]["schemas"]["Posts"]["properties"]["visibility"]["enum"],
-        serde_json::json!(["public", "followers"])
+        serde_json::json!(["public", "followers", null])
     );
     // The docs page and its script are served from the binary.
     let res = app.get("/docs").await;

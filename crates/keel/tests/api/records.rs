@@ -292,7 +292,7 @@ async fn expand_embeds_refs_under_their_rules(b: Backend) {
             json!({"title": "x", "author": uuid::Uuid::now_v7()}),
         )
         .await,
-        422,
+        409,
     )
     .await;
     assert_eq!(p["errors"][0]["field"], "author");
@@ -319,7 +319,7 @@ async fn idempotency_key_replays_the_first_answer(b: Backend) {
     assert_eq!(page["total"], 1, "the retry created nothing");
     let p = problem(
         send("k-1", json!({"title": "different"})).await.unwrap(),
-        422,
+        409,
     )
     .await;
     assert_eq!(p["type"], "/docs/errors#idempotency-key-reused");
