@@ -69,10 +69,9 @@ impl Engine {
                 if let FieldType::Text {
                     pattern: Some(p), ..
                 } = &f.ty
+                    && let Ok(re) = regex_lite::Regex::new(p)
                 {
-                    if let Ok(re) = regex_lite::Regex::new(p) {
-                        patterns.insert((c.name.clone(), f.name.clone()), re);
-                    }
+                    patterns.insert((c.name.clone(), f.name.clone()), re);
                 }
             }
         }
@@ -595,13 +594,12 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         let scope_key = idempotency_scope(principal, c);
         let request_hash = hash_body(body);
-        if let Some(key) = idempotency_key {
-            if let Some(replay) = self
+        if let Some(key) = idempotency_key
+            && let Some(replay) = self
                 .idempotent_replay(&mut tx, &scope_key, key, &request_hash)
                 .await?
-            {
-                return Ok(replay);
-            }
+        {
+            return Ok(replay);
         }
         self.check_refs(&mut tx, c, &input).await?;
 

@@ -70,10 +70,10 @@ fn field_schema(f: &Field) -> Value {
         FieldType::Enum { values } => json!({"type": "string", "enum": values}),
         FieldType::Json => json!({}),
     };
-    if let Some(d) = &f.description {
-        if s.get("description").is_none() {
-            s["description"] = json!(d);
-        }
+    if let Some(d) = &f.description
+        && s.get("description").is_none()
+    {
+        s["description"] = json!(d);
     }
     s
 }

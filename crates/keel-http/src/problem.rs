@@ -115,9 +115,26 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
     },
 ];
 
-/// A problem+json response.
+/// A problem+json response (boxed: it travels in every `Result` of the HTTP layer).
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemDetails>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemDetails;
+    fn deref(&self) -> &ProblemDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemDetails {
+        &mut self.0
+    }
+}
+
+/// The RFC 9457 members, plus Keel's `request_id`, `errors` and `position`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+pub struct ProblemDetails {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -145,7 +162,7 @@ impl Problem {
             .copied()
             .unwrap_or(PROBLEM_TYPES[PROBLEM_TYPES.len() - 2]);
         let ctx = crate::context::current();
-        Self {
+        Self(Box::new(ProblemDetails {
             kind: format!("/docs/errors#{}", t.slug),
             title: t.title.into(),
             status: t.status,
@@ -155,7 +172,7 @@ impl Problem {
             errors: Vec::new(),
             position: None,
             headers: Vec::new(),
-        }
+        }))
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -181,13 +198,13 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         let mut res = (status, body).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        for (k, v) in self.headers {
+        for (k, v) in self.0.headers {
             res.headers_mut().insert(k, v);
         }
         res

@@ -1086,20 +1086,20 @@ impl<'s> Loader<'s> {
                 let max_length = opt("max_length")
                     .and_then(|v| self.count(v, "max_length"))
                     .map(|v| v.min(u32::MAX as u64) as u32);
-                if let (Some(lo), Some(hi)) = (min_length, max_length) {
-                    if lo > hi {
-                        self.error(
-                            item.span().start,
-                            format!("field `{n}`: min_length {lo} is greater than max_length {hi}"),
-                            Some("no value could ever be valid".into()),
-                        );
-                    }
+                if let (Some(lo), Some(hi)) = (min_length, max_length)
+                    && lo > hi
+                {
+                    self.error(
+                        item.span().start,
+                        format!("field `{n}`: min_length {lo} is greater than max_length {hi}"),
+                        Some("no value could ever be valid".into()),
+                    );
                 }
                 let pattern = opt("pattern").and_then(|v| self.raw_string(v, "pattern"));
-                if let Some(p) = &pattern {
-                    if let Err(e) = regex_lite::Regex::new(&p.value) {
-                        self.error(p.span.start, format!("invalid pattern: {e}"), None);
-                    }
+                if let Some(p) = &pattern
+                    && let Err(e) = regex_lite::Regex::new(&p.value)
+                {
+                    self.error(p.span.start, format!("invalid pattern: {e}"), None);
                 }
                 FieldType::Text {
                     min_length,
@@ -1110,28 +1110,28 @@ impl<'s> Loader<'s> {
             "int" => {
                 let min = opt("min").and_then(|v| self.int(v, "min"));
                 let max = opt("max").and_then(|v| self.int(v, "max"));
-                if let (Some(lo), Some(hi)) = (min, max) {
-                    if lo > hi {
-                        self.error(
-                            item.span().start,
-                            format!("field `{n}`: min {lo} is greater than max {hi}"),
-                            Some("no value could ever be valid".into()),
-                        );
-                    }
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    self.error(
+                        item.span().start,
+                        format!("field `{n}`: min {lo} is greater than max {hi}"),
+                        Some("no value could ever be valid".into()),
+                    );
                 }
                 FieldType::Int { min, max }
             }
             "float" => {
                 let min = opt("min").and_then(|v| self.number(v, "min"));
                 let max = opt("max").and_then(|v| self.number(v, "max"));
-                if let (Some(lo), Some(hi)) = (min, max) {
-                    if lo > hi {
-                        self.error(
-                            item.span().start,
-                            format!("field `{n}`: min {lo} is greater than max {hi}"),
-                            Some("no value could ever be valid".into()),
-                        );
-                    }
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    self.error(
+                        item.span().start,
+                        format!("field `{n}`: min {lo} is greater than max {hi}"),
+                        Some("no value could ever be valid".into()),
+                    );
                 }
                 FieldType::Float { min, max }
             }
@@ -1226,16 +1226,13 @@ impl<'s> Loader<'s> {
             on_delete: OnDelete::SetNull,
             ..
         } = field.ty
+            && field.required
         {
-            if field.required {
-                self.error(
-                    item.span().start,
-                    format!(
-                        "field `{n}` is required, so on_delete = \"set_null\" could never apply"
-                    ),
-                    Some("use \"cascade\" or \"restrict\", or drop `required`".into()),
-                );
-            }
+            self.error(
+                item.span().start,
+                format!("field `{n}` is required, so on_delete = \"set_null\" could never apply"),
+                Some("use \"cascade\" or \"restrict\", or drop `required`".into()),
+            );
         }
         if field.hidden && field.unique {
             // Allowed: e.g. a hidden unique token.

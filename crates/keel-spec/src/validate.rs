@@ -50,29 +50,29 @@ pub fn check_value_with(
         } => {
             let s = v.as_str().ok_or_else(|| expect("a string"))?;
             let n = s.chars().count();
-            if let Some(min) = min_length {
-                if n < *min as usize {
-                    return Err(ValueError::new(
-                        "too_short",
-                        format!("must be at least {min} characters"),
-                    ));
-                }
+            if let Some(min) = min_length
+                && n < *min as usize
+            {
+                return Err(ValueError::new(
+                    "too_short",
+                    format!("must be at least {min} characters"),
+                ));
             }
-            if let Some(max) = max_length {
-                if n > *max as usize {
-                    return Err(ValueError::new(
-                        "too_long",
-                        format!("must be at most {max} characters"),
-                    ));
-                }
+            if let Some(max) = max_length
+                && n > *max as usize
+            {
+                return Err(ValueError::new(
+                    "too_long",
+                    format!("must be at most {max} characters"),
+                ));
             }
-            if let Some(re) = pattern {
-                if !re.is_match(s) {
-                    return Err(ValueError::new(
-                        "pattern",
-                        format!("must match the pattern {}", re.as_str()),
-                    ));
-                }
+            if let Some(re) = pattern
+                && !re.is_match(s)
+            {
+                return Err(ValueError::new(
+                    "pattern",
+                    format!("must match the pattern {}", re.as_str()),
+                ));
             }
             Ok(())
         }

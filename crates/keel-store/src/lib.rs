@@ -153,7 +153,7 @@ impl Store {
                 let client = pool.get().await?;
                 client.batch_execute("BEGIN").await?;
                 Ok(Tx {
-                    inner: TxInner::Postgres(Some(client)),
+                    inner: TxInner::Postgres(Some(Box::new(client))),
                     open: true,
                 })
             }
@@ -185,7 +185,7 @@ pub struct Tx<'a> {
 
 enum TxInner<'a> {
     Sqlite(tokio::sync::MutexGuard<'a, rusqlite::Connection>),
-    Postgres(Option<deadpool_postgres::Object>),
+    Postgres(Option<Box<deadpool_postgres::Object>>),
 }
 
 impl Tx<'_> {
@@ -280,11 +280,11 @@ impl Drop for Tx<'_> {
                     if let Ok(handle) = tokio::runtime::Handle::try_current() {
                         handle.spawn(async move {
                             if client.batch_execute("ROLLBACK").await.is_err() {
-                                let _ = deadpool_postgres::Object::take(client);
+                                let _ = deadpool_postgres::Object::take(*client);
                             }
                         });
                     } else {
-                        let _ = deadpool_postgres::Object::take(client);
+                        let _ = deadpool_postgres::Object::take(*client);
                     }
                 }
             }

@@ -773,7 +773,15 @@ mod tests {
     fn same_schema_plans_nothing() {
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let t = posts(vec![]);
-            assert!(plan(&[t.clone()], &[live_of(&t, d)], &BTreeSet::new(), d).is_empty());
+            assert!(
+                plan(
+                    std::slice::from_ref(&t),
+                    &[live_of(&t, d)],
+                    &BTreeSet::new(),
+                    d
+                )
+                .is_empty()
+            );
         }
     }
 
@@ -799,7 +807,13 @@ mod tests {
             let old = posts(vec![col("body", Storage::Text, false)]);
             let new = posts(vec![]);
             assert!(
-                plan(&[new.clone()], &[live_of(&old, d)], &BTreeSet::new(), d).has_destructive()
+                plan(
+                    std::slice::from_ref(&new),
+                    &[live_of(&old, d)],
+                    &BTreeSet::new(),
+                    d
+                )
+                .has_destructive()
             );
             let managed: BTreeSet<String> = ["posts".to_string()].into();
             let p = plan(&[], &[live_of(&new, d)], &managed, d);

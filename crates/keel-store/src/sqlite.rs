@@ -51,12 +51,11 @@ fn open(loc: &Location) -> Result<Connection, StoreError> {
 
 impl SqliteDb {
     pub fn open(loc: &Location) -> Result<Self, StoreError> {
-        if let Location::File(path) = loc {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Other(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        if let Location::File(path) = loc
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = open(loc)?;
         let mut readers = Vec::with_capacity(READERS);

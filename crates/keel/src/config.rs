@@ -17,10 +17,12 @@ pub fn database_url(flag: Option<&str>, model: &Model, spec: &Path) -> String {
         .map(str::to_string)
         .or_else(|| model.server.database.clone())
         .unwrap_or_else(|| "sqlite://keel.db".to_string());
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path != ":memory:" && !Path::new(path).is_absolute() && flag.is_none() {
-            return format!("sqlite://{}", dir.join(path).display());
-        }
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && path != ":memory:"
+        && !Path::new(path).is_absolute()
+        && flag.is_none()
+    {
+        return format!("sqlite://{}", dir.join(path).display());
     }
     url
 }

@@ -1,4 +1,5 @@
 //! One integration-test binary: the real server over real SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
 mod helpers;
 
