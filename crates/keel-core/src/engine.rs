@@ -390,6 +390,13 @@ impl Engine {
         scope: &RowScope<'_>,
         filter: &str,
     ) -> Result<Expr, CoreError> {
+        if let Some(at) = filter.find('\0') {
+            return Err(CoreError::BadParam {
+                param: "filter",
+                message: format!("the NUL character is not allowed (at position {at})"),
+                position: Some(at),
+            });
+        }
         let expr = keel_expr::parse(filter).map_err(|e| CoreError::BadParam {
             param: "filter",
             message: format!("{} (at position {})", e.message, e.span.start),

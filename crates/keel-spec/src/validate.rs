@@ -42,6 +42,13 @@ pub fn check_value_with(
     pattern: Option<&regex_lite::Regex>,
 ) -> Result<(), ValueError> {
     let expect = |what: &str| ValueError::new("type", format!("must be {what}"));
+    // PostgreSQL cannot store NUL in text or jsonb; refuse it on every backend alike.
+    if contains_nul(v) {
+        return Err(ValueError::new(
+            "invalid_character",
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
     match ty {
         FieldType::Text {
             min_length,
@@ -172,6 +179,15 @@ pub fn check_value_with(
     }
 }
 
+fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
 /// `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Option<time::Date> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
@@ -234,6 +250,24 @@ mod tests {
             Err("too_long")
         );
         assert_eq!(check_value(&ty, &json!(3)).map_err(|e| e.code), Err("type"));
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        let text = FieldType::Text {
+            min_length: None,
+            max_length: None,
+            pattern: None,
+        };
+        assert_eq!(
+            check_value(&text, &json!("a\u{0}b")).map_err(|e| e.code),
+            Err("invalid_character")
+        );
+        assert_eq!(
+            check_value(&FieldType::Json, &json!({"k": ["\u{0}"]})).map_err(|e| e.code),
+            Err("invalid_character")
+        );
+        assert!(check_value(&FieldType::Json, &json!({"k": ["ok"]})).is_ok());
     }
 
     #[test]

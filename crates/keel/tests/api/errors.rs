@@ -176,7 +176,31 @@ async fn health_and_readiness(b: Backend) {
     assert_eq!(ready["migrations"], "applied");
 }
 
+async fn nul_characters_are_refused_alike(b: Backend) {
+    let app = spawn_app(b, SPEC).await;
+    let p = problem(
+        app.post("/v1/posts", json!({"title": "a\u{0}b"})).await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["code"], "invalid_character");
+    let p = problem(
+        app.post("/v1/posts", json!({"title": "ok", "meta": {"k": "\u{0}"}}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "meta");
+    let p = problem(
+        app.get("/v1/posts?filter=title%20%3D%3D%20%22%00%22").await,
+        400,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "filter");
+}
+
 backend_tests!(
+    nul_characters_are_refused_alike,
     malformed_bodies_and_media_types,
     routes_methods_and_ids,
     hostile_filters_are_400_with_a_position,
