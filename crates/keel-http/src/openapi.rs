@@ -7,6 +7,9 @@ use keel_core::{DEFAULT_LIMIT, MAX_LIMIT};
 use keel_spec::{Collection, Field, FieldType, Model, Operation};
 use serde_json::{Map, Value, json};
 
+/// A JSON Schema pattern for text without U+0000.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
 /// `posts` → `Posts`, `order_items` → `OrderItems`.
 pub fn type_name(collection: &str) -> String {
     collection
@@ -35,9 +38,8 @@ fn field_schema(f: &Field) -> Value {
             if let Some(n) = max_length {
                 s["maxLength"] = json!(n);
             }
-            if let Some(p) = pattern {
-                s["pattern"] = json!(p);
-            }
+            // Text never holds U+0000 (PostgreSQL cannot store it), so say so.
+            s["pattern"] = json!(pattern.clone().unwrap_or_else(|| NO_NUL.to_string()));
             s
         }
         FieldType::Int { min, max } => {
@@ -68,7 +70,9 @@ fn field_schema(f: &Field) -> Value {
             json!({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#]+[^\\s]*$", "maxLength": 2048})
         }
         FieldType::Enum { values } => json!({"type": "string", "enum": values}),
-        FieldType::Json => json!({}),
+        FieldType::Json => {
+            json!({"description": "Any JSON value; strings in it must not contain U+0000."})
+        }
     };
     if let Some(d) = &f.description
         && s.get("description").is_none()
