@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cli;
 mod errors;
 mod migrations;
 mod openapi;

@@ -1,0 +1,183 @@
+//! The `keel` binary as users run it: check, schema, init, migrate, serve + SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn keel(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEEL_DATABASE_URL")
+        .env_remove("KEEL_ADDR")
+        .output()
+        .expect("run keel")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const BAD: &str = "[app]\nname = \"x\"\n[collections.posts]\nfields.title = { type = \"txt\" }\nfields.n = { type = \"int\", min = 5, max = 1 }\n";
+
+#[test]
+fn check_reports_every_error_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keel.toml"), BAD).unwrap();
+    let out = keel(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("keel.toml:4:25: error: unknown field type `txt`"),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean `text`?"), "{err}");
+    assert!(
+        err.contains("keel.toml:5:12: error: field `n`: min 5 is greater than max 1"),
+        "{err}"
+    );
+    assert!(err.contains("2 errors"), "{err}");
+
+    let out = keel(&["check", "--format", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["findings"].as_array().unwrap().len(), 2);
+    assert_eq!(json["findings"][0]["line"], 4);
+
+    let out = keel(&["check", "--format", "sarif"], dir.path());
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
+
+    let out = keel(&["check", "missing.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("keel init"));
+}
+
+#[test]
+fn init_writes_a_spec_that_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keel(&["init", "--template", "social", "app"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = keel(&["check", "app/keel.toml"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = keel(&["init", "app"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "refuses to overwrite");
+    let out = keel(&["init", "--template", "nope", "x"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("available: social"));
+}
+
+#[test]
+fn schema_prints_json_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keel(&["schema"], dir.path());
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["properties"]["collections"].is_object());
+}
+
+#[test]
+fn migrate_plans_applies_and_refuses_destructive_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = "[app]\nname = \"x\"\n[collections.items]\nfields.name = { type = \"text\" }\nfields.old = { type = \"int\" }\naccess.read = \"true\"\n";
+    std::fs::write(dir.path().join("keel.toml"), v1).unwrap();
+    let out = keel(&["migrate", "--plan"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("CREATE TABLE \"items\""), "{plan}");
+    let out = keel(&["migrate"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("applied"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        dir.path().join("keel.db").exists(),
+        "the database lives beside the spec"
+    );
+    let out = keel(&["migrate"], dir.path());
+    assert!(text(&out.stdout).contains("up to date"));
+
+    // Dropping a column loses data: migrate and serve both refuse, naming the way out.
+    let v2 = "[app]\nname = \"x\"\n[collections.items]\nfields.name = { type = \"text\" }\naccess.read = \"true\"\n";
+    std::fs::write(dir.path().join("keel.toml"), v2).unwrap();
+    let out = keel(&["migrate"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--allow-destructive"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = keel(&["serve", "--addr", "127.0.0.1:0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("keel migrate --allow-destructive"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = keel(&["migrate", "--allow-destructive"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn serve_answers_then_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keel.toml"),
+        include_str!("../../../../examples/social/keel.toml"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["serve", "--log-format", "json"])
+        .env("KEEL_ADDR", "127.0.0.1:0")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // Wait for the "listening" line and read the bound address from it.
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("keel serve exited before listening")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(addr) = v["addr"].as_str() {
+            break addr.to_string();
+        }
+    };
+    let body = Command::new("curl")
+        .args(["-fsS", &format!("http://{addr}/readyz")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&body.stdout).contains("ready"),
+        "{}",
+        text(&body.stderr)
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    // Every log line is JSON with a level and a message.
+    for l in &rest {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["level"].is_string(), "{l}");
+    }
+}
