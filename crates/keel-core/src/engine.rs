@@ -123,7 +123,7 @@ impl Engine {
     ) -> Result<Page, CoreError> {
         let c = self.collection(collection)?;
         let dialect = self.dialect();
-        if c.access.read.is_none() {
+        if c.access.read.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Read, c));
         }
         let limit = match params.limit {
@@ -241,7 +241,7 @@ impl Engine {
         let fields = self.field_list(c, fields)?;
         let expand = self.expand_list(c, expand)?;
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-        if c.access.read.is_none() {
+        if c.access.read.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Read, c));
         }
         let dialect = self.dialect();
@@ -552,9 +552,23 @@ impl Engine {
         body: &Json,
         idempotency_key: Option<&str>,
     ) -> Result<Created, CoreError> {
+        self.create_with(principal, collection, body, idempotency_key, &Map::new())
+            .await
+    }
+
+    /// [`Engine::create`] plus values for server-set (readonly) fields, such as the
+    /// password hash written at sign-up. `server` is trusted: never from a request body.
+    pub async fn create_with(
+        &self,
+        principal: &Principal,
+        collection: &str,
+        body: &Json,
+        idempotency_key: Option<&str>,
+        server: &Map<String, Json>,
+    ) -> Result<Created, CoreError> {
         let c = self.collection(collection)?;
         let dialect = self.dialect();
-        if c.access.create.is_none() {
+        if c.access.create.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Create, c));
         }
         let obj = body_object(body)?;
@@ -593,6 +607,7 @@ impl Engine {
             };
             input.insert(f.name.clone(), value);
         }
+        self.server_values(c, server, &mut input, &mut errors);
         if !errors.is_empty() {
             return Err(CoreError::Validation(errors));
         }
@@ -623,6 +638,10 @@ impl Engine {
         }
         // Server-set fields that are not client-writable still get their defaults.
         for f in c.fields.iter().filter(|f| !f.system && f.readonly) {
+            if let Some(v) = input.get(&f.name) {
+                row.push((f.name.clone(), f.ty.storage(), v.clone()));
+                continue;
+            }
             let v = match &f.default {
                 Some(DefaultValue::Value(v)) => values::from_json(&f.ty, v),
                 Some(DefaultValue::AuthId) => principal.id.map_or(Value::Null, Value::Uuid),
@@ -741,6 +760,21 @@ impl Engine {
         body: &Json,
         if_match: Option<i64>,
     ) -> Result<Json, CoreError> {
+        self.update_with(principal, collection, id, body, if_match, &Map::new())
+            .await
+    }
+
+    /// [`Engine::update`] plus trusted values for server-set fields (role grants, a
+    /// new password hash).
+    pub async fn update_with(
+        &self,
+        principal: &Principal,
+        collection: &str,
+        id: &str,
+        body: &Json,
+        if_match: Option<i64>,
+        server: &Map<String, Json>,
+    ) -> Result<Json, CoreError> {
         let c = self.collection(collection)?;
         let dialect = self.dialect();
         let not_found = || CoreError::NotFound {
@@ -762,6 +796,7 @@ impl Engine {
                 }
             }
         }
+        self.server_values(c, server, &mut input, &mut errors);
         if !errors.is_empty() {
             return Err(CoreError::Validation(errors));
         }
@@ -993,6 +1028,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Trusted values for server-set fields, checked against their types all the same.
+    fn server_values(
+        &self,
+        c: &Collection,
+        server: &Map<String, Json>,
+        input: &mut BTreeMap<String, Value>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        for (name, v) in server {
+            match c.field(name).filter(|f| !f.system) {
+                Some(f) => match self.check_field(c, f, v) {
+                    Ok(v) => {
+                        input.insert(name.clone(), v);
+                    }
+                    Err(e) => errors.push(e),
+                },
+                None => errors.push(FieldError::new(name, "unknown_field", "no such field")),
+            }
+        }
+    }
+
     fn check_field(&self, c: &Collection, f: &Field, v: &Json) -> Result<Value, FieldError> {
         if v.is_null() {
             return if f.required {
@@ -1008,6 +1064,10 @@ impl Engine {
         let pattern = self.patterns.get(&(c.name.clone(), f.name.clone()));
         keel_spec::validate::check_value_with(&f.ty, v, pattern)
             .map_err(|e| FieldError::new(&f.name, e.code, e.message))?;
+        // Emails are compared case-insensitively, so they are stored in lowercase.
+        if let (FieldType::Email, Json::String(s)) = (&f.ty, v) {
+            return Ok(Value::Text(s.to_lowercase()));
+        }
         Ok(values::from_json(&f.ty, v))
     }
 

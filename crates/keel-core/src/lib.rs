@@ -6,6 +6,7 @@ pub mod cursor;
 mod engine;
 pub mod error;
 pub mod principal;
+pub mod ratelimit;
 pub mod sql;
 pub mod values;
 

@@ -9,6 +9,8 @@ pub struct Principal {
     pub email: Option<String>,
     /// Effective roles, inheritance already expanded.
     pub roles: Vec<String>,
+    /// Keel itself (sign-up, admin grants): rules do not apply. Never built from a request.
+    pub system: bool,
 }
 
 impl Principal {
@@ -16,7 +18,15 @@ impl Principal {
         Self::default()
     }
     pub fn is_anonymous(&self) -> bool {
-        self.id.is_none()
+        self.id.is_none() && !self.system
+    }
+
+    /// Keel acting on its own behalf; bypasses access rules.
+    pub fn system() -> Self {
+        Self {
+            system: true,
+            ..Self::default()
+        }
     }
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)

@@ -5,10 +5,13 @@
 //! security headers, access log) → route → handler in [`records`] → the operation
 //! core.
 
+pub mod auth;
 pub mod context;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod identity;
+pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
@@ -17,7 +20,7 @@ pub mod records;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use keel_core::Engine;
 use std::sync::Arc;
 
@@ -28,18 +31,41 @@ pub use problem::{PROBLEM_TYPES, Problem};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// Sign-up, login and tokens; `None` serves anonymous callers only.
+    pub auth: Option<Arc<keel_auth::AuthService>>,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Arc<Vec<u8>>,
+    pub limits: Arc<limits::LimitConfig>,
+    pub limiter: Arc<keel_core::ratelimit::RateLimiter>,
 }
 
 /// The whole API as a router, ready to serve.
-pub fn router(engine: Arc<Engine>, limits: Limits) -> Router {
+pub fn router(
+    engine: Arc<Engine>,
+    auth: Option<Arc<keel_auth::AuthService>>,
+    limits: Limits,
+) -> Router {
     let openapi = openapi::document(engine.model());
     let state = AppState {
+        limits: Arc::new(limits::LimitConfig::from_model(engine.model())),
+        limiter: Arc::new(keel_core::ratelimit::RateLimiter::new()),
         engine,
+        auth,
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
     };
     Router::new()
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/v1/auth/signup", post(auth::signup))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/logout-all", post(auth::logout_all))
+        .route("/v1/auth/me", get(auth::me))
+        .route("/v1/admin/users/{id}/roles", post(auth::grant_role))
+        .route(
+            "/v1/admin/users/{id}/roles/{role}",
+            delete(auth::revoke_role),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/openapi.json", get(openapi_json))
@@ -56,6 +82,14 @@ pub fn router(engine: Arc<Engine>, limits: Limits) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identity::identity_layer,
+        ))
         .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
         .layer(axum::middleware::from_fn_with_state(
             limits,
@@ -100,7 +134,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

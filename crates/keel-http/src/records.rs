@@ -4,12 +4,12 @@
 
 use crate::AppState;
 use crate::extract::{JsonBody, ListQuery, RecordQuery, idempotency_key, if_match};
+use crate::identity::Caller;
 use crate::problem::Problem;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keel_core::Principal;
 
 fn etag(record: &serde_json::Value) -> Option<HeaderValue> {
     record
@@ -20,25 +20,24 @@ fn etag(record: &serde_json::Value) -> Option<HeaderValue> {
 
 pub async fn list(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(collection): Path<String>,
     ListQuery(params): ListQuery,
 ) -> Result<Response, Problem> {
-    let page = state
-        .engine
-        .list(&Principal::anonymous(), &collection, params)
-        .await?;
+    let page = state.engine.list(&principal, &collection, params).await?;
     Ok(Json(page).into_response())
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path((collection, id)): Path<(String, String)>,
     query: RecordQuery,
 ) -> Result<Response, Problem> {
     let record = state
         .engine
         .get(
-            &Principal::anonymous(),
+            &principal,
             &collection,
             &id,
             query.fields.as_deref(),
@@ -55,6 +54,7 @@ pub async fn get(
 
 pub async fn create(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(collection): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
@@ -62,7 +62,7 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let created = state
         .engine
-        .create(&Principal::anonymous(), &collection, &body, key.as_deref())
+        .create(&principal, &collection, &body, key.as_deref())
         .await?;
     let tag = etag(&created.record);
     let mut res = (StatusCode::CREATED, Json(created.record)).into_response();
@@ -81,6 +81,7 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
@@ -88,7 +89,7 @@ pub async fn update(
     let version = if_match(&headers)?;
     let record = state
         .engine
-        .update(&Principal::anonymous(), &collection, &id, &body, version)
+        .update(&principal, &collection, &id, &body, version)
         .await?;
     let tag = etag(&record);
     let mut res = Json(record).into_response();
@@ -100,13 +101,14 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let version = if_match(&headers)?;
     state
         .engine
-        .delete(&Principal::anonymous(), &collection, &id, version)
+        .delete(&principal, &collection, &id, version)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -88,6 +88,36 @@ pub fn users() -> Collection {
         description: Some("Display name.".into()),
         span: 0..0,
     });
+    c.fields.push(Field {
+        name: "roles".into(),
+        ty: FieldType::Json,
+        required: false,
+        default: None,
+        unique: false,
+        immutable: false,
+        readonly: true,
+        hidden: false,
+        system: false,
+        description: Some("Roles granted to the user (by an admin).".into()),
+        span: 0..0,
+    });
+    c.fields.push(Field {
+        name: "password_hash".into(),
+        ty: FieldType::Text {
+            min_length: None,
+            max_length: None,
+            pattern: None,
+        },
+        required: false,
+        default: None,
+        unique: false,
+        immutable: false,
+        readonly: true,
+        hidden: true,
+        system: false,
+        description: Some("argon2id hash; never leaves the server.".into()),
+        span: 0..0,
+    });
     // A user sees and edits only themself unless keel.toml says otherwise.
     c.access.read = Some(builtin_rule("id == auth.id"));
     c.access.update = Some(builtin_rule("id == auth.id"));

@@ -3,7 +3,11 @@
 //! - `_keel_outbox`: one row per change, written in the change's transaction and
 //!   relayed after commit (webhooks, broker, realtime);
 //! - `_keel_idempotency`: the first response to an `Idempotency-Key`, replayed on retry;
-//! - `_keel_meta`: settings Keel generates and keeps (the cursor key).
+//! - `_keel_meta`: settings Keel generates and keeps (the cursor key);
+//! - `_keel_signing_keys`: the Ed25519 keys that sign access tokens (newest signs,
+//!   all verify), so every node shares them and a rotation logs nobody out;
+//! - `_keel_refresh_tokens`: refresh tokens, stored only as SHA-256 hashes, grouped in
+//!   families so the reuse of a rotated token revokes the whole family.
 
 use crate::Stmt;
 use keel_expr::Dialect;
@@ -48,6 +52,22 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _keel_signing_keys (
+  kid TEXT PRIMARY KEY,
+  private_key TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
 "
         .into(),
         Dialect::Postgres => "
@@ -81,6 +101,22 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _keel_signing_keys (
+  kid TEXT PRIMARY KEY,
+  private_key TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
 "
         .into(),
     }

@@ -39,6 +39,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the JSON Schema of keel.toml (for editor completion).
     Schema,
+    /// Administer users and keys: bootstrap an admin, grant roles, rotate signing keys.
+    Admin(AdminArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,4 +119,43 @@ pub struct ServeArgs {
     /// Longest a request may take, in seconds.
     #[arg(long, env = "KEEL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user with the `admin` role (the first admin of a deployment).
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The password; read from KEEL_ADMIN_PASSWORD so it stays out of shell history.
+        #[arg(long, env = "KEEL_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Grant a role of keel.toml (or `admin`) to the user with this email.
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Revoke a role from the user with this email.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Add a new token-signing key; tokens signed with older keys stay valid.
+    RotateKey,
 }

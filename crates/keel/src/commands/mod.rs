@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod admin;
 mod check;
 mod init;
 mod migrate;
@@ -35,6 +36,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             crate::telemetry::init(json_logs(Some(&model)), &cli.log);
             migrate::run(args, model).await
+        }
+        Command::Admin(args) => {
+            let Some(model) = load(&args.spec.spec) else {
+                return ExitCode::FAILURE;
+            };
+            crate::telemetry::init(json_logs(Some(&model)), &cli.log);
+            admin::run(args, model).await
         }
         Command::Serve(args) => {
             let Some(model) = load(&args.spec.spec) else {

@@ -72,8 +72,19 @@ pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
         .local_addr()
         .map_or(addr.clone(), |a| a.to_string());
     let engine = Arc::new(Engine::new(Arc::new(model), store, secret.as_bytes()));
+    let auth =
+        match keel_auth::AuthService::new(engine.clone(), keel_auth::PasswordPolicy::default())
+            .await
+        {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the token-signing keys");
+                return ExitCode::FAILURE;
+            }
+        };
     let app = keel_http::router(
         engine,
+        Some(auth),
         keel_http::Limits {
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_body_bytes: args.max_body,

@@ -111,7 +111,12 @@ pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
         store,
         b"test-secret-test-secret-test-secret",
     ));
-    let app = keel_http::router(engine, keel_http::Limits::default());
+    let auth = Arc::new(
+        keel_auth::AuthService::new(engine.clone(), keel_auth::PasswordPolicy::default())
+            .await
+            .expect("auth service"),
+    );
+    let app = keel_http::router(engine, Some(auth), keel_http::Limits::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -1,0 +1,177 @@
+//! `/v1/auth/*`, `/v1/admin/*` and `/.well-known/jwks.json` over the identity service.
+
+use crate::AppState;
+use crate::extract::JsonBody;
+use crate::identity::Caller;
+use crate::problem::Problem;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keel_auth::{AuthError, AuthService};
+use keel_core::FieldError;
+use serde_json::Value;
+use std::sync::Arc;
+
+impl From<AuthError> for Problem {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => {
+                Problem::new("unauthorized", "invalid email or password")
+            }
+            AuthError::InvalidRefreshToken => Problem::new(
+                "unauthorized",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            AuthError::PasswordDisabled => {
+                Problem::new("forbidden", "password sign-in is disabled in keel.toml")
+            }
+            AuthError::Validation(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("`{}` {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem::new("validation", detail).with_errors(errors)
+            }
+            AuthError::UnknownRole(role) => {
+                Problem::new("validation", format!("unknown role `{role}`")).with_errors(vec![
+                    FieldError::new("role", "invalid_enum", "is not a role of keel.toml"),
+                ])
+            }
+            AuthError::Core(e) => e.into(),
+            AuthError::Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                Problem::internal()
+            }
+            AuthError::Internal(e) => {
+                tracing::error!(error = %e, "auth error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+fn service(state: &AppState) -> Result<&Arc<AuthService>, Problem> {
+    state
+        .auth
+        .as_ref()
+        .ok_or_else(|| Problem::new("not-found", "authentication is not enabled"))
+}
+
+fn string_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Problem> {
+    match body.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(
+            Problem::new("validation", format!("`{name}` must be a string"))
+                .with_errors(vec![FieldError::new(name, "type", "must be a string")]),
+        ),
+        None => Err(Problem::new("validation", format!("`{name}` is required"))
+            .with_errors(vec![FieldError::new(name, "required", "is required")])),
+    }
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let session = service(&state)?.signup(&body).await?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let auth = service(&state)?;
+    let email = string_field(&body, "email")?;
+    let password = string_field(&body, "password")?;
+    if let Err(res) = crate::limits::login_attempt(&state.limiter, email) {
+        tracing::warn!(target: "audit", event = "login_throttled");
+        return Ok(*res);
+    }
+    let session = auth.login(email, password).await?;
+    Ok(Json(session).into_response())
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let token = string_field(&body, "refresh_token")?;
+    let session = service(&state)?.refresh(token).await?;
+    Ok(Json(session).into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let token = string_field(&body, "refresh_token")?;
+    service(&state)?.logout(token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Response, Problem> {
+    if p.is_anonymous() {
+        return Err(crate::identity::invalid_token("sign in first"));
+    }
+    service(&state)?.logout_all(&p).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn me(State(state): State<AppState>, Caller(p): Caller) -> Result<Response, Problem> {
+    if p.is_anonymous() {
+        return Err(crate::identity::invalid_token("sign in first"));
+    }
+    let user = service(&state)?.me(&p).await?;
+    Ok(Json(user).into_response())
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, Problem> {
+    let mut res = Json(service(&state)?.jwks()).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(res)
+}
+
+fn require_admin(p: &keel_core::Principal) -> Result<String, Problem> {
+    match p.id {
+        None => Err(crate::identity::invalid_token("sign in as an admin")),
+        Some(_) if !p.has_role(keel_auth::ADMIN_ROLE) => {
+            Err(Problem::new("forbidden", "only admins may change roles"))
+        }
+        Some(id) => Ok(id.to_string()),
+    }
+}
+
+pub async fn grant_role(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(user_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let actor = require_admin(&p)?;
+    let role = string_field(&body, "role")?;
+    let user = service(&state)?
+        .set_role(&actor, &user_id, role, true)
+        .await?;
+    Ok(Json(user).into_response())
+}
+
+pub async fn revoke_role(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path((user_id, role)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let actor = require_admin(&p)?;
+    let user = service(&state)?
+        .set_role(&actor, &user_id, &role, false)
+        .await?;
+    Ok(Json(user).into_response())
+}

@@ -1,0 +1,73 @@
+//! Who is calling: a bearer token becomes a [`Principal`] in the request's extensions;
+//! no token means anonymous; a bad token (forged, expired, wrong issuer...) is a 401
+//! at once, whatever the route.
+
+use crate::AppState;
+use crate::problem::Problem;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keel_core::Principal;
+
+/// The caller, as the identity layer established it.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or(Caller(Principal::anonymous())))
+    }
+}
+
+pub fn invalid_token(detail: &str) -> Problem {
+    Problem::new("unauthorized", detail)
+        .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
+}
+
+pub async fn identity_layer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let principal = match req.headers().get(header::AUTHORIZATION) {
+        None => Principal::anonymous(),
+        Some(value) => {
+            let Some(token) = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                return invalid_token("the Authorization header must be `Bearer <access token>`")
+                    .into_response();
+            };
+            let Some(auth) = state.auth.as_ref() else {
+                return invalid_token("this server does not accept tokens").into_response();
+            };
+            match auth.authenticate(token).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::info!(target: "audit", event = "token_rejected", reason = %e);
+                    return invalid_token("the access token is invalid or expired").into_response();
+                }
+            }
+        }
+    };
+    if let Some(id) = principal.id {
+        tracing::Span::current().record("user_id", tracing::field::display(id));
+    }
+    req.extensions_mut().insert(Caller(principal));
+    next.run(req).await
+}
