@@ -88,6 +88,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    pub auth: Arc<keel_auth::AuthService>,
     _db: TestDb,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -116,7 +117,7 @@ pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
             .await
             .expect("auth service"),
     );
-    let app = keel_http::router(engine, Some(auth), keel_http::Limits::default());
+    let app = keel_http::router(engine, Some(auth.clone()), keel_http::Limits::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -131,6 +132,7 @@ pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         client: Client::new(),
+        auth,
         _db: db,
         _shutdown: tx,
     }
