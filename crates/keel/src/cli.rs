@@ -41,6 +41,8 @@ pub enum Command {
     Schema,
     /// Administer users and keys: bootstrap an admin, grant roles, rotate signing keys.
     Admin(AdminArgs),
+    /// Write the architecture document and its artifacts (OpenAPI, SQL, Docker, Kubernetes).
+    Design(crate::commands::design::DesignArgs),
 }
 
 #[derive(Debug, clap::Args)]

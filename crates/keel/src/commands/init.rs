@@ -4,10 +4,14 @@ use crate::cli::InitArgs;
 use std::process::ExitCode;
 
 /// The templates `keel init --template` knows, with their keel.toml.
-pub const TEMPLATES: &[(&str, &str)] = &[(
-    "social",
-    include_str!("../../../../examples/social/keel.toml"),
-)];
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "social",
+        include_str!("../../../../examples/social/keel.toml"),
+    ),
+    ("shop", include_str!("../../../../examples/shop/keel.toml")),
+    ("saas", include_str!("../../../../examples/saas/keel.toml")),
+];
 
 pub fn run(args: InitArgs) -> ExitCode {
     let Some((_, source)) = TEMPLATES.iter().find(|(n, _)| *n == args.template) else {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod check;
+pub mod design;
 mod init;
 mod migrate;
 mod serve;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Design(args) => design::run(args).await,
         Command::Schema => {
             match serde_json::to_string_pretty(&keel_spec::schema::json_schema()) {
                 Ok(s) => println!("{s}"),

@@ -1,0 +1,98 @@
+//! The architect: from the same model `keel serve` runs, the architecture document
+//! (`keel design`) and the design review (`keel check`).
+//!
+//! - [`review`]: lints over the model and its source → findings with stable codes (pure);
+//! - [`plan`]: capacity plan and technology choices from `[scale]` (pure);
+//! - [`document`], [`artifacts`], [`html`]: ARCHITECTURE.md and the files beside it (pure);
+//! - [`samples`]: real request/response samples from a scratch in-memory instance
+//!   (the one part that runs the store and the engine).
+//!
+//! [`design`] ties them together; the output is deterministic: the same spec gives
+//! byte-identical files.
+
+pub mod analysis;
+pub mod artifacts;
+pub mod document;
+pub mod html;
+pub mod plan;
+pub mod review;
+pub mod samples;
+
+use keel_spec::Model;
+use keel_store::Dialect;
+
+pub use review::{Finding, LINTS, Severity, review};
+
+/// Document format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+}
+
+/// The files of a design, as (relative path, contents), in a fixed order.
+pub type Files = Vec<(String, String)>;
+
+/// Write the whole design for `model` (loaded from `source`, named `file`): runs the
+/// samples on a scratch instance, then renders everything.
+pub async fn design(
+    model: &Model,
+    source: &str,
+    file: &str,
+    format: Format,
+) -> Result<Files, String> {
+    let endpoints = samples::collect(model).await?;
+    Ok(render(model, source, file, format, &endpoints))
+}
+
+/// Render the design from already collected samples. Pure.
+pub fn render(
+    model: &Model,
+    source: &str,
+    file: &str,
+    format: Format,
+    endpoints: &[samples::Endpoint],
+) -> Files {
+    let findings = review::review(model, source, file);
+    let p = plan::plan(model, 1.0);
+    let p10 = plan::plan(model, 10.0);
+    let openapi = keel_http::openapi::document(model);
+    let mut files: Files = Vec::new();
+    files.push((
+        "openapi.json".into(),
+        serde_json::to_string_pretty(&openapi).unwrap_or_default() + "\n",
+    ));
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        files.push((
+            format!("schema.{}.sql", artifacts::dialect_file(d)),
+            artifacts::schema_sql(model, d),
+        ));
+    }
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        files.push((
+            format!("migrations/0001_initial.{}.sql", artifacts::dialect_file(d)),
+            artifacts::initial_migration(model, d),
+        ));
+    }
+    files.push(("Dockerfile".into(), artifacts::dockerfile(model, &p)));
+    files.push(("docker-compose.yml".into(), artifacts::compose(model)));
+    files.extend(artifacts::k8s(model, &p, source));
+    let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let md = document::render(&document::Inputs {
+        model,
+        plan: &p,
+        plan10: &p10,
+        findings: &findings,
+        endpoints,
+        artifacts: &names,
+    });
+    let doc = match format {
+        Format::Markdown => ("ARCHITECTURE.md".to_string(), md),
+        Format::Html => (
+            "ARCHITECTURE.html".to_string(),
+            html::render(&format!("{} — architecture", model.app.name), &md),
+        ),
+    };
+    files.insert(0, doc);
+    files
+}
