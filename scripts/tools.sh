@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Install the external test tools into a cache outside the clone (reused by later
-# runs): schemathesis in a Python virtualenv. Prints the venv's bin directory.
+# runs): schemathesis, openapi-spec-validator and PyYAML in a Python virtualenv,
+# and the Mermaid parser (mermaid + jsdom) under $tools/node. Prints the venv's bin
+# directory.
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
+OPENAPI_SPEC_VALIDATOR_VERSION="0.7.2"
+PYYAML_VERSION="6.0.3"
+MERMAID_VERSION="11.17.2"
+JSDOM_VERSION="26"
 tools="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}"
 venv="$tools/venv"
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
@@ -11,5 +17,21 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
   mkdir -p "$tools"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+fi
+# For keel-design's tests: OpenAPI 3.1 validation, YAML, JSON Schema.
+if ! "$venv/bin/python" -c "import openapi_spec_validator, yaml, jsonschema" 2>/dev/null; then
+  echo "tools: installing openapi-spec-validator and PyYAML into $venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" "PyYAML==$PYYAML_VERSION" >&2
+fi
+# The Mermaid parser, run in Node with a jsdom window (tests copy their script here).
+node_dir="$tools/node"
+if ! [ -f "$node_dir/node_modules/mermaid/package.json" ] \
+  || ! grep -q "\"version\": \"$MERMAID_VERSION\"" "$node_dir/node_modules/mermaid/package.json" \
+  || ! [ -d "$node_dir/node_modules/jsdom" ]; then
+  echo "tools: installing mermaid $MERMAID_VERSION and jsdom into $node_dir" >&2
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent \
+    "mermaid@$MERMAID_VERSION" "jsdom@$JSDOM_VERSION" >&2
 fi
 echo "$venv/bin"
