@@ -2,6 +2,7 @@
 //! clean, `keel design` writes every section and artifact, deterministically; the DDL
 //! applies to real SQLite and PostgreSQL; and real tools (openapi-spec-validator,
 //! PyYAML, jsonschema, the Mermaid parser) accept the output.
+#![allow(clippy::unwrap_used)]
 
 use keel_design::plan::Database;
 use keel_design::{Files, Format, Severity};
