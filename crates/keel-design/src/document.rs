@@ -719,7 +719,7 @@ fn considerations(d: &mut String, i: &Inputs<'_>) {
     let _ = writeln!(d, "### Scalability\n");
     let _ = writeln!(
         d,
-        "Capacity plan from `[scale]`: {} users, {} requests/s at peak, {} reads per write → **{} reads/s and {} writes/s**. Reads are spread over the collections that anyone may read, writes over the writable ones (an even split until `keel advise` measures the real mix). Storage assumes half the writes are creates, a peak-to-average ratio of {}, and the row sizes below (indexes included).\n",
+        "Capacity plan from `[scale]`: {} users, {} requests/s at peak, {} reads per write → **{} reads/s and {} writes/s**. Reads are spread evenly over the collections that have a read rule; writes over the writable ones, weighted (staff-only collections 0.1, `users` 0.2, the rest 1) until `keel advise` measures the real mix. Storage assumes half the writes are creates, a peak-to-average ratio of {}, and the row sizes below (indexes included).\n",
         num(p.users as f64),
         num(p.peak_rps),
         num(p.read_write_ratio),

@@ -107,6 +107,18 @@ pub fn plan(model: &Model, factor: f64) -> Plan {
                 .any(|op| analysis::audience(c, *op) != analysis::Audience::Nobody)
         })
         .collect();
+    // Write weights: staff-only collections (a role-gated create) and sign-ups change
+    // far less often than what every user writes.
+    let weight = |c: &Collection| -> f64 {
+        if c.builtin {
+            return 0.2;
+        }
+        match &c.access.create {
+            Some(r) if r.source.contains("has_role") && !r.source.contains("auth.id") => 0.1,
+            _ => 1.0,
+        }
+    };
+    let total_weight: f64 = writable.iter().map(|c| weight(c)).sum::<f64>().max(0.1);
     let mut collections = Vec::new();
     for c in &model.collections {
         let r = if readable.iter().any(|x| x.name == c.name) {
@@ -115,7 +127,7 @@ pub fn plan(model: &Model, factor: f64) -> Plan {
             0.0
         };
         let w = if writable.iter().any(|x| x.name == c.name) {
-            writes / writable.len().max(1) as f64
+            writes * weight(c) / total_weight
         } else {
             0.0
         };

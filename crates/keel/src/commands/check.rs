@@ -6,6 +6,7 @@ use crate::cli::{CheckArgs, CheckFormat};
 use keel_design::{Finding, LINTS, Severity};
 use keel_spec::{ProcessEnv, SpecError};
 use serde_json::json;
+use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -29,9 +30,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
             if let Err(e) = &result {
                 super::print_errors(e);
             }
+            let mut text = String::new();
             for f in &findings {
-                println!(
-                    "{}:{}:{}: {}[{}]: {}\n  why: {}\n  fix: {}",
+                text.push_str(&format!(
+                    "{}:{}:{}: {}[{}]: {}\n  why: {}\n  fix: {}\n",
                     f.file,
                     f.line,
                     f.column,
@@ -40,12 +42,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     f.message,
                     f.why,
                     f.fix
-                );
+                ));
             }
             if let Ok(model) = &result {
                 let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-                println!(
-                    "{}: {} ({} collections: {}; review: {} errors, {} warnings, {} notes)",
+                text.push_str(&format!(
+                    "{}: {} ({} collections: {}; review: {} errors, {} warnings, {} notes)\n",
                     path.display(),
                     if failed { "failed" } else { "ok" },
                     model.collections.len(),
@@ -58,8 +60,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     count(Severity::Error),
                     count(Severity::Warning),
                     count(Severity::Info)
-                );
+                ));
             }
+            // A closed pipe (`keel check | head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         CheckFormat::Json => {
             let mut out: Vec<_> = errors
@@ -91,9 +95,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     "fix": f.fix,
                 })
             }));
-            println!("{}", json!({"ok": !failed, "findings": out}));
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                json!({"ok": !failed, "findings": out})
+            );
         }
-        CheckFormat::Sarif => println!("{}", sarif(&errors, &findings)),
+        CheckFormat::Sarif => {
+            let _ = writeln!(std::io::stdout().lock(), "{}", sarif(&errors, &findings));
+        }
     }
     if failed {
         ExitCode::FAILURE

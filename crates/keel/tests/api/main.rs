@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod design;
 mod errors;
 mod migrations;
 mod openapi;
