@@ -20,10 +20,17 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# The example, with its rate limits raised so thousands of generated requests are
+# tested rather than answered 429 (the limits themselves are tested in the Rust suite).
+sed -E -e 's#= "[0-9]+/min"#= "1000000/min"#' \
+  -e 's#^\[limits\]$#[limits]\n"POST /v1/auth/signup" = "1000000/min"\n"POST /v1/auth/login" = "1000000/min"#' \
+  examples/social/keel.toml > "$work/keel.toml"
+grep -q '1000000/min' "$work/keel.toml"
+
 run_against() {
   local name="$1" url="$2"
   local port; port="$(free_port)"
-  "$keel" serve examples/social/keel.toml --database "$url" --addr "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
+  "$keel" serve "$work/keel.toml" --database "$url" --addr "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 1 100); do
@@ -31,10 +38,15 @@ run_against() {
     kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; echo "schemathesis: keel serve exited early" >&2; exit 1; }
     sleep 0.1
   done
-  echo "schemathesis: $name on port $port"
+  # Test as a signed-in user: rules that need `auth.id` are exercised too.
+  local token
+  token="$(curl -fsS "http://127.0.0.1:$port/v1/auth/signup" -H 'content-type: application/json' \
+    -d '{"email": "schemathesis@example.com", "password": "schemathesis password"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  echo "schemathesis: $name on port $port, signed in"
   if ! (cd tests/schemathesis && SCHEMATHESIS_HOOKS=hooks PYTHONPATH=. "$bin/schemathesis" run \
       "http://127.0.0.1:$port/v1/openapi.json" --checks all --max-examples "$examples" \
-      --seed 1 --no-color); then
+      -H "Authorization: Bearer $token" --seed 1 --no-color); then
     echo "schemathesis: FAILED on $name; server errors:" >&2
     grep -E "ERROR|WARN" "$work/$name.log" >&2 || true
     exit 1

@@ -59,8 +59,18 @@ fn service(state: &AppState) -> Result<&Arc<AuthService>, Problem> {
         .ok_or_else(|| Problem::new("not-found", "authentication is not enabled"))
 }
 
-fn string_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Problem> {
+/// A required string member of at most `max` characters (as the OpenAPI document says).
+fn string_field<'a>(body: &'a Value, name: &str, max: usize) -> Result<&'a str, Problem> {
     match body.get(name) {
+        Some(Value::String(s)) if s.chars().count() > max => Err(Problem::new(
+            "validation",
+            format!("`{name}` must be at most {max} characters"),
+        )
+        .with_errors(vec![FieldError::new(
+            name,
+            "too_long",
+            format!("must be at most {max} characters"),
+        )])),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(
             Problem::new("validation", format!("`{name}` must be a string"))
@@ -84,8 +94,8 @@ pub async fn login(
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let auth = service(&state)?;
-    let email = string_field(&body, "email")?;
-    let password = string_field(&body, "password")?;
+    let email = string_field(&body, "email", 254)?;
+    let password = string_field(&body, "password", 1024)?;
     if let Err(res) = crate::limits::login_attempt(&state.limiter, email) {
         tracing::warn!(target: "audit", event = "login_throttled");
         return Ok(*res);
@@ -98,7 +108,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let token = string_field(&body, "refresh_token")?;
+    let token = string_field(&body, "refresh_token", 512)?;
     let session = service(&state)?.refresh(token).await?;
     Ok(Json(session).into_response())
 }
@@ -107,7 +117,7 @@ pub async fn logout(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let token = string_field(&body, "refresh_token")?;
+    let token = string_field(&body, "refresh_token", 512)?;
     service(&state)?.logout(token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -157,7 +167,7 @@ pub async fn grant_role(
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let actor = require_admin(&p)?;
-    let role = string_field(&body, "role")?;
+    let role = string_field(&body, "role", 64)?;
     let user = service(&state)?
         .set_role(&actor, &user_id, role, true)
         .await?;

@@ -111,21 +111,12 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
     Problem::new("not-found", format!("no route for `{}`", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    let allow = if uri.path().starts_with("/v1/") {
-        match uri.path().trim_start_matches("/v1/").matches('/').count() {
-            0 => "GET, POST",
-            _ => "GET, PATCH, DELETE",
-        }
-    } else {
-        "GET"
-    };
+/// A 405 in problem+json; axum adds the `Allow` header listing the route's methods.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
     Problem::new(
         "method-not-allowed",
         format!("`{method}` is not allowed on `{}`", uri.path()),
     )
-    .with_header(header::ALLOW, allow)
-    .into_response()
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests and return.

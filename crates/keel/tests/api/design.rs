@@ -29,10 +29,7 @@ fn check_reviews_the_design_in_every_format() {
         stdout.contains("keel.toml:6:17: warning[KD001]: anonymous callers may create `entries`"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("keel.toml:4:8: warning[KD009]"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("keel.toml:4:8: warning[KD009]"), "{stdout}");
     assert!(stdout.contains("keel.toml:7:17: error[KD010]"), "{stdout}");
     assert!(
         stdout.contains("  why: ") && stdout.contains("  fix: "),
