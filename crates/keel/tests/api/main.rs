@@ -9,4 +9,5 @@ mod design;
 mod errors;
 mod migrations;
 mod openapi;
+mod permissions;
 mod records;
