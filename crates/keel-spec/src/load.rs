@@ -25,6 +25,18 @@ pub const RESERVED_COLLECTIONS: &[&str] = &[
 pub const SYSTEM_FIELDS: &[&str] = &["id", "created_at", "updated_at", "version"];
 const RESERVED_FIELDS: &[&str] = &["auth", "input", "null", "true", "false"];
 const MAX_NAME: usize = 63;
+const OAUTH_KEYS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "issuer",
+    "authorize_url",
+    "token_url",
+    "userinfo_url",
+    "emails_url",
+    "jwks_url",
+    "scopes",
+    "redirect_url",
+];
 
 /// Where environment variables come from (tests pass a map).
 pub trait Environment {
@@ -335,9 +347,11 @@ impl<'s> Loader<'s> {
             server: Server::default(),
             auth: Auth {
                 password: true,
+                password_min_length: 8,
                 access_ttl_secs: 15 * 60,
                 refresh_ttl_secs: 30 * 24 * 3600,
                 oauth: BTreeMap::new(),
+                redirect_urls: Vec::new(),
             },
             roles: BTreeMap::new(),
             collections: Vec::new(),
@@ -495,7 +509,28 @@ impl<'s> Loader<'s> {
                         }
                     }
                 }
-                _ => self.unknown_key(k, "[server]", &["addr", "database", "secret", "log_format"]),
+                "cors_origins" => {
+                    for o in self.string_list(v, "server.cors_origins").unwrap_or_default() {
+                        let ok = o.value == "*"
+                            || ((o.value.starts_with("http://") || o.value.starts_with("https://"))
+                                && !o.value.ends_with('/'));
+                        if !ok {
+                            self.error(
+                                o.span.start,
+                                format!("`{}` is not an origin", o.value),
+                                Some("write scheme://host[:port] without a path, e.g. \"https://app.example.com\", or \"*\"".into()),
+                            );
+                        }
+                        server.cors_origins.push(o.value);
+                    }
+                }
+                "tls_cert" => server.tls_cert = self.string(v, "server.tls_cert").map(|s| s.value),
+                "tls_key" => server.tls_key = self.string(v, "server.tls_key").map(|s| s.value),
+                _ => self.unknown_key(
+                    k,
+                    "[server]",
+                    &["addr", "database", "secret", "log_format", "cors_origins", "tls_cert", "tls_key"],
+                ),
             }
         }
     }
@@ -507,6 +542,15 @@ impl<'s> Loader<'s> {
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "password" => auth.password = self.bool(v, "auth.password").unwrap_or(true),
+                "password_min_length" => match self.int(v, "auth.password_min_length") {
+                    Some(n @ 8..=128) => auth.password_min_length = n as usize,
+                    Some(_) => self.error(
+                        v.span().start,
+                        "auth.password_min_length must be between 8 and 128",
+                        Some("OWASP ASVS asks for at least 8 (12 recommended)".into()),
+                    ),
+                    None => {}
+                },
                 "access_ttl" => {
                     if let Some(d) = self.duration(v, "auth.access_ttl") {
                         auth.access_ttl_secs = d;
@@ -548,14 +592,55 @@ impl<'s> Loader<'s> {
                                         .unwrap_or_default()
                                 }
                                 "issuer" => {
-                                    provider.issuer = self.string(pv, "issuer").map(|s| s.value)
+                                    provider.issuer = self.url(pv, "issuer");
                                 }
-                                _ => self.unknown_key(
-                                    pk,
-                                    "an OAuth provider",
-                                    &["client_id", "client_secret", "issuer"],
-                                ),
+                                "authorize_url" => {
+                                    provider.authorize_url = self.url(pv, "authorize_url")
+                                }
+                                "token_url" => provider.token_url = self.url(pv, "token_url"),
+                                "userinfo_url" => {
+                                    provider.userinfo_url = self.url(pv, "userinfo_url")
+                                }
+                                "emails_url" => provider.emails_url = self.url(pv, "emails_url"),
+                                "jwks_url" => provider.jwks_url = self.url(pv, "jwks_url"),
+                                "redirect_url" => {
+                                    provider.redirect_url = self.url(pv, "redirect_url")
+                                }
+                                "scopes" => {
+                                    provider.scopes = self
+                                        .string_list(pv, "scopes")
+                                        .map(|l| l.into_iter().map(|s| s.value).collect())
+                                }
+                                _ => self.unknown_key(pk, "an OAuth provider", OAUTH_KEYS),
                             }
+                        }
+                        for (key, value) in [
+                            ("client_id", &provider.client_id),
+                            ("client_secret", &provider.client_secret),
+                        ] {
+                            if value.is_empty() {
+                                self.error(
+                                    name.span().start,
+                                    format!("OAuth provider `{n}` needs a `{key}`"),
+                                    Some(format!(
+                                        "copy it from the provider's console, as `{key} = \"${{VAR}}\"`"
+                                    )),
+                                );
+                            }
+                        }
+                        if n == "github" && provider.issuer.is_some() {
+                            self.error(
+                                name.span().start,
+                                "GitHub is not an OpenID Connect issuer: `issuer` does not apply",
+                                Some("point it elsewhere with authorize_url, token_url, userinfo_url and emails_url".into()),
+                            );
+                        }
+                        if n != "github" && provider.emails_url.is_some() {
+                            self.error(
+                                name.span().start,
+                                format!("`emails_url` applies only to github, not to `{n}`"),
+                                None,
+                            );
                         }
                         if !matches!(n.as_str(), "google" | "github") && provider.issuer.is_none() {
                             self.error(
@@ -567,13 +652,52 @@ impl<'s> Loader<'s> {
                         auth.oauth.insert(n, provider);
                     }
                 }
+                "redirect_urls" => {
+                    if let Some(list) = self.string_list(v, "auth.redirect_urls") {
+                        for u in list {
+                            if self.check_url(&u.value, u.span.start, "auth.redirect_urls") {
+                                auth.redirect_urls.push(u.value);
+                            }
+                        }
+                    }
+                }
                 _ => self.unknown_key(
                     k,
                     "[auth]",
-                    &["password", "access_ttl", "refresh_ttl", "oauth"],
+                    &[
+                        "password",
+                        "access_ttl",
+                        "refresh_ttl",
+                        "oauth",
+                        "redirect_urls",
+                    ],
                 ),
             }
         }
+    }
+
+    /// An absolute `http(s)://` URL (after `${VAR}`), or an error.
+    fn url(&mut self, item: &Item<'_>, what: &str) -> Option<String> {
+        let s = self.string(item, what)?;
+        self.check_url(&s.value, s.span.start, what)
+            .then_some(s.value)
+    }
+
+    fn check_url(&mut self, url: &str, at: usize, what: &str) -> bool {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        let ok = matches!(host, Some(h) if !h.is_empty() && !h.contains(['@', ' ', '\\']))
+            && !url.chars().any(char::is_whitespace);
+        if !ok {
+            self.error(
+                at,
+                format!("`{what}` must be an absolute http:// or https:// URL, found `{url}`"),
+                Some("for example \"https://app.example.com/auth/done\"".into()),
+            );
+        }
+        ok
     }
 
     /// `"15m"`, `"30d"`, `"1h"`, `"90s"`.

@@ -43,6 +43,11 @@ pub struct Server {
     pub log_format: Option<LogFormat>,
     /// Signs list cursors; when absent the store keeps a generated one.
     pub secret: Option<String>,
+    /// Browser origins allowed to call the API (CORS); `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// PEM files: serve HTTPS (and send HSTS) when both are set.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +59,32 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     pub password: bool,
+    pub password_min_length: usize,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     pub oauth: BTreeMap<String, OAuthProvider>,
+    /// Where an OAuth login may send the browser back to (`redirect_to`): exact URLs,
+    /// or prefixes written with a trailing `/*`.
+    pub redirect_urls: Vec<String>,
 }
 
+/// `[auth.oauth.<name>]`: `google` and `github` are known; any other name is an
+/// OpenID Connect issuer found by discovery. Every endpoint may be overridden.
 #[derive(Debug, Clone, Default)]
 pub struct OAuthProvider {
     pub client_id: String,
     pub client_secret: String,
     pub issuer: Option<String>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    /// GitHub's `/user/emails`.
+    pub emails_url: Option<String>,
+    pub jwks_url: Option<String>,
+    /// Scopes asked for; the provider's defaults when absent.
+    pub scopes: Option<Vec<String>>,
+    /// The callback URL registered with the provider; derived from the request when absent.
+    pub redirect_url: Option<String>,
     pub span: SourceSpan,
 }
 
