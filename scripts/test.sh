@@ -8,7 +8,9 @@ scripts/services.sh
 # The validators keel-design's tests run (they fail, never skip, without these).
 KEEL_TOOLS_BIN="$(scripts/tools.sh)"
 KEEL_NODE_DIR="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}/node"
-export KEEL_TOOLS_BIN KEEL_NODE_DIR
+# The OpenID provider the OAuth tests start (installed by tools.sh from tests/oidc).
+KEEL_OIDC_DIR="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}/oidc"
+export KEEL_TOOLS_BIN KEEL_NODE_DIR KEEL_OIDC_DIR
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

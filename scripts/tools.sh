@@ -34,4 +34,14 @@ if ! [ -f "$node_dir/node_modules/mermaid/package.json" ] \
   npm install --prefix "$node_dir" --no-audit --no-fund --silent \
     "mermaid@$MERMAID_VERSION" "jsdom@$JSDOM_VERSION" >&2
 fi
+# A real OpenID provider for the OAuth tests (tests/oidc: pinned package.json and lock).
+oidc_dir="$tools/oidc"
+oidc_src="$(cd "$(dirname "$0")/../tests/oidc" && pwd)"
+if ! cmp -s "$oidc_src/package-lock.json" "$oidc_dir/package-lock.json" \
+  || ! [ -f "$oidc_dir/node_modules/oidc-provider/package.json" ]; then
+  echo "tools: installing oidc-provider (tests/oidc) into $oidc_dir" >&2
+  mkdir -p "$oidc_dir"
+  cp "$oidc_src/package.json" "$oidc_src/package-lock.json" "$oidc_dir/"
+  npm ci --prefix "$oidc_dir" --no-audit --no-fund --silent >&2
+fi
 echo "$venv/bin"
