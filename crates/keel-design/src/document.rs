@@ -377,6 +377,16 @@ fn contracts(d: &mut String, i: &Inputs<'_>) {
     let _ = writeln!(d, "| endpoint | what | who may |\n|---|---|---|");
     for e in i.endpoints {
         let Some(c) = m.collection(&e.collection) else {
+            let who = if e.operation == "me" {
+                "signed-in callers"
+            } else {
+                "anyone (rate limited)"
+            };
+            let _ = writeln!(
+                d,
+                "| `{} {}` | {} | {} |",
+                e.method, e.route, e.summary, who
+            );
             continue;
         };
         let op = match e.operation {
@@ -398,7 +408,7 @@ fn contracts(d: &mut String, i: &Inputs<'_>) {
     if m.auth.password || !m.auth.oauth.is_empty() {
         let _ = writeln!(
             d,
-            "Sign-in endpoints (`/v1/auth/...`: signup, login, refresh, logout) follow OAuth 2.0 naming (`access_token`, `token_type`, `expires_in`, `refresh_token`); they are served by the identity layer, and their request and response schemas are in `openapi.json`. Users are created by sign-up, not by `POST /v1/users`.\n"
+            "Sign-in endpoints (`/v1/auth/...`: signup, login, refresh, logout) follow OAuth 2.0 naming (`access_token`, `token_type`, `expires_in`, `refresh_token`); their samples come first below. Users are created by sign-up, not by `POST /v1/users`; signed-in requests carry `Authorization: Bearer <access_token>`.\n"
         );
     }
     let mut current = "";

@@ -58,11 +58,24 @@ pub async fn collect(model: &Model) -> Result<Vec<Endpoint>, String> {
         .map_err(|e| format!("scratch migration: {e}"))?;
     let secret = [7u8; 32];
     let setup = Engine::new(Arc::new(setup_model), store.clone(), &secret);
-    let engine = Engine::new(Arc::new(model.clone()), store, &secret);
+    let engine = Arc::new(Engine::new(Arc::new(model.clone()), store, &secret));
+    let auth = if model.auth.password {
+        Some(
+            keel_auth::AuthService::new(
+                engine.clone(),
+                keel_auth::PasswordPolicy::from_model(model),
+            )
+            .await
+            .map_err(|e| format!("scratch identity: {e}"))?,
+        )
+    } else {
+        None
+    };
 
     let roles: Vec<String> = model.roles.keys().cloned().collect();
     let mut run = Runner {
         engine: &engine,
+        bearer: None,
         ids: BTreeMap::new(),
         user: Principal::default(),
     };
@@ -73,18 +86,30 @@ pub async fn collect(model: &Model) -> Result<Vec<Endpoint>, String> {
         .find(|c| c.builtin)
         .ok_or("the model has no users collection")?;
     let body = run.body(users, 0);
-    let created = setup
-        .create(&Principal::anonymous(), &users.name, &body, None)
-        .await
-        .map_err(|e| format!("scratch user: {e}"))?;
+    let mut auth_endpoints = Vec::new();
+    let created_id = match &auth {
+        Some(auth) => {
+            let (id, token, eps) = auth_samples(auth, &body).await?;
+            run.bearer = Some(token);
+            auth_endpoints = eps;
+            id
+        }
+        None => {
+            setup
+                .create(&Principal::anonymous(), &users.name, &body, None)
+                .await
+                .map_err(|e| format!("scratch user: {e}"))?
+                .id
+        }
+    };
     let principal = Principal {
-        id: uuid::Uuid::parse_str(&created.id).ok(),
+        id: uuid::Uuid::parse_str(&created_id).ok(),
         email: body["email"].as_str().map(str::to_string),
         roles,
         ..Principal::default()
     };
     run.user = principal;
-    run.ids.insert(users.name.clone(), created.id.clone());
+    run.ids.insert(users.name.clone(), created_id.clone());
 
     let order: Vec<String> = keel_store::schema::tables(model)
         .into_iter()
@@ -112,12 +137,201 @@ pub async fn collect(model: &Model) -> Result<Vec<Endpoint>, String> {
         out.extend(endpoints.iter().filter(|e| &e.collection == name).cloned());
         out.extend(deletes.iter().filter(|e| &e.collection == name).cloned());
     }
-    // Document order: the spec's collection order.
-    let mut sorted = Vec::new();
+    // Document order: sign-in first, then the spec's collection order.
+    let mut sorted = auth_endpoints;
     for c in &model.collections {
         sorted.extend(out.iter().filter(|e| e.collection == c.name).cloned());
     }
     Ok(Redactor::default().endpoints(sorted))
+}
+
+/// The sample password (long enough for any `password_min_length` up to 28).
+const PASSWORD: &str = "correct horse battery staple";
+
+fn ok(mut x: Exchange, status: u16, body: Option<Json>) -> Exchange {
+    x.status = status;
+    if body.is_some() {
+        x.response_headers = vec![("content-type".into(), "application/json".into())];
+    }
+    x.response = body;
+    x
+}
+
+fn auth_endpoint(
+    operation: &'static str,
+    method: &'static str,
+    route: &str,
+    summary: &str,
+    success: Exchange,
+    errors: Vec<Exchange>,
+) -> Endpoint {
+    Endpoint {
+        collection: "auth".into(),
+        operation,
+        method,
+        route: route.into(),
+        summary: summary.into(),
+        success,
+        errors,
+    }
+}
+
+/// Sign-up, login, refresh, me and logout through the real identity service; returns
+/// the new user's id, its access token and the endpoints.
+async fn auth_samples(
+    auth: &keel_auth::AuthService,
+    user: &Json,
+) -> Result<(String, String, Vec<Endpoint>), String> {
+    let mut eps = Vec::new();
+    let mut signup = user.clone();
+    signup["password"] = json!(PASSWORD);
+    let route = "/v1/auth/signup";
+    let session = auth
+        .signup(&signup)
+        .await
+        .map_err(|e| format!("scratch sign-up: {e}"))?;
+    let id = session.user["id"].as_str().unwrap_or_default().to_string();
+    let success = ok(
+        exchange("POST", route, Some(signup.clone()), ""),
+        201,
+        serde_json::to_value(&session).ok(),
+    );
+    let mut errors = Vec::new();
+    let x = exchange(
+        "POST",
+        route,
+        Some(signup.clone()),
+        "an email that is already registered",
+    );
+    if let Err(e) = auth.signup(&signup).await {
+        errors.push(failed_with(x, Problem::from(e)));
+    }
+    let mut weak = signup.clone();
+    weak["email"] = json!("grace@example.com");
+    weak["password"] = json!("short");
+    let x = exchange(
+        "POST",
+        route,
+        Some(weak.clone()),
+        "a password that is too short",
+    );
+    if let Err(e) = auth.signup(&weak).await {
+        errors.push(failed_with(x, Problem::from(e)));
+    }
+    eps.push(auth_endpoint(
+        "signup",
+        "POST",
+        route,
+        "Create an account and sign in",
+        success,
+        errors,
+    ));
+
+    let route = "/v1/auth/login";
+    let email = user["email"].as_str().unwrap_or_default();
+    let body = json!({"email": email, "password": PASSWORD});
+    let x = exchange("POST", route, Some(body), "");
+    let login = auth.login(email, PASSWORD).await;
+    let (success, refresh_token) = match login {
+        Ok(s) => {
+            let t = s.refresh_token.clone();
+            (ok(x, 200, serde_json::to_value(&s).ok()), Some(t))
+        }
+        Err(e) => (failed_with(x, Problem::from(e)), None),
+    };
+    let mut errors = Vec::new();
+    let body = json!({"email": email, "password": "not the password"});
+    let x = exchange(
+        "POST",
+        route,
+        Some(body),
+        "a wrong password (the same answer as an unknown email)",
+    );
+    if let Err(e) = auth.login(email, "not the password").await {
+        errors.push(failed_with(x, Problem::from(e)));
+    }
+    eps.push(auth_endpoint(
+        "login",
+        "POST",
+        route,
+        "Sign in with email and password",
+        success,
+        errors,
+    ));
+
+    if let Some(token) = refresh_token {
+        let route = "/v1/auth/refresh";
+        let body = json!({"refresh_token": token});
+        let x = exchange("POST", route, Some(body.clone()), "");
+        let success = match auth.refresh(&token).await {
+            Ok(s) => ok(x, 200, serde_json::to_value(&s).ok()),
+            Err(e) => failed_with(x, Problem::from(e)),
+        };
+        let mut errors = Vec::new();
+        let x = exchange(
+            "POST",
+            route,
+            Some(body),
+            "a refresh token used twice (the whole family is revoked)",
+        );
+        if let Err(e) = auth.refresh(&token).await {
+            errors.push(failed_with(x, Problem::from(e)));
+        }
+        eps.push(auth_endpoint(
+            "refresh",
+            "POST",
+            route,
+            "Trade a refresh token for new tokens (rotation)",
+            success,
+            errors,
+        ));
+    }
+
+    let route = "/v1/auth/me";
+    let mut x = exchange("GET", route, None, "");
+    x.request_headers.push((
+        "authorization".into(),
+        format!("Bearer {}", session.access_token),
+    ));
+    let me = match auth.authenticate(&session.access_token).await {
+        Ok(p) => auth.me(&p).await.map_err(Problem::from),
+        Err(_) => Err(keel_http::identity::invalid_token(
+            "the access token is invalid",
+        )),
+    };
+    let success = match me {
+        Ok(u) => ok(x, 200, Some(u)),
+        Err(p) => failed_with(x, p),
+    };
+    let errors = vec![failed_with(
+        exchange("GET", route, None, "no access token"),
+        keel_http::identity::invalid_token("sign in first"),
+    )];
+    eps.push(auth_endpoint(
+        "me",
+        "GET",
+        route,
+        "The signed-in user",
+        success,
+        errors,
+    ));
+
+    let route = "/v1/auth/logout";
+    let body = json!({"refresh_token": session.refresh_token});
+    let x = exchange("POST", route, Some(body), "");
+    let success = match auth.logout(&session.refresh_token).await {
+        Ok(()) => ok(x, 204, None),
+        Err(e) => failed_with(x, Problem::from(e)),
+    };
+    eps.push(auth_endpoint(
+        "logout",
+        "POST",
+        route,
+        "Revoke a refresh token (sign out)",
+        success,
+        Vec::new(),
+    ));
+    Ok((id, session.access_token, eps))
 }
 
 struct NoPaths;
@@ -138,6 +352,8 @@ fn rule_true() -> Result<Rule, String> {
 }
 
 struct Runner<'a> {
+    /// The sample user's access token, shown on signed-in requests.
+    bearer: Option<String>,
     engine: &'a Engine,
     /// The sample record of each collection.
     ids: BTreeMap<String, String>,
@@ -145,8 +361,7 @@ struct Runner<'a> {
 }
 
 /// A problem+json body as the HTTP layer sends it.
-fn problem(e: CoreError, path: &str) -> (u16, Json, Vec<(String, String)>) {
-    let p = Problem::from(e);
+fn problem_body(p: Problem, path: &str) -> (u16, Json, Vec<(String, String)>) {
     let headers = p
         .headers
         .iter()
@@ -180,8 +395,12 @@ fn exchange(method: &str, path: &str, request: Option<Json>, note: &str) -> Exch
     }
 }
 
-fn failed(mut x: Exchange, e: CoreError) -> Exchange {
-    let (status, body, headers) = problem(e, &x.path);
+fn failed(x: Exchange, e: CoreError) -> Exchange {
+    failed_with(x, Problem::from(e))
+}
+
+fn failed_with(mut x: Exchange, p: Problem) -> Exchange {
+    let (status, body, headers) = problem_body(p, &x.path);
     x.status = status;
     x.response = Some(body);
     x.response_headers = headers;
@@ -193,6 +412,16 @@ fn failed(mut x: Exchange, e: CoreError) -> Exchange {
 }
 
 impl Runner<'_> {
+    /// An exchange made as the signed-in sample user.
+    fn signed(&self, method: &str, path: &str, request: Option<Json>, note: &str) -> Exchange {
+        let mut x = exchange(method, path, request, note);
+        if let Some(t) = &self.bearer {
+            x.request_headers
+                .insert(0, ("authorization".into(), format!("Bearer {t}")));
+        }
+        x
+    }
+
     /// A valid create body; `n` varies unique values.
     fn body(&self, c: &Collection, n: usize) -> Json {
         let mut out = serde_json::Map::new();
@@ -222,7 +451,7 @@ impl Runner<'_> {
 
         // create (the builtin users already has its sample: sign-up made it)
         let body = self.body(c, 1);
-        let mut success = exchange("POST", &base, Some(body.clone()), "");
+        let mut success = self.signed("POST", &base, Some(body.clone()), "");
         success.request_headers.push((
             "idempotency-key".into(),
             format!("sample-create-{}", c.name),
@@ -261,7 +490,7 @@ impl Runner<'_> {
                 "a body with a field the collection does not have",
             )
         };
-        let x = exchange("POST", &base, Some(bad.0.clone()), bad.1);
+        let x = self.signed("POST", &base, Some(bad.0.clone()), bad.1);
         if let Err(e) = self.engine.create(&self.user, &c.name, &bad.0, None).await {
             errors.push(failed(x, e));
         }
@@ -289,7 +518,7 @@ impl Runner<'_> {
 
         // list
         let path = format!("{base}?limit=2");
-        let x = exchange("GET", &path, None, "");
+        let x = self.signed("GET", &path, None, "");
         let params = ListParams {
             limit: Some(2),
             ..ListParams::default()
@@ -305,7 +534,7 @@ impl Runner<'_> {
         };
         let mut errors = Vec::new();
         let path = format!("{base}?filter=no_such_field%20%3D%3D%201");
-        let x = exchange(
+        let x = self.signed(
             "GET",
             &path,
             None,
@@ -351,7 +580,7 @@ impl Runner<'_> {
         );
 
         // get
-        let x = exchange("GET", &one, None, "");
+        let x = self.signed("GET", &one, None, "");
         let success = match self.engine.get(&self.user, &c.name, &id, None, None).await {
             Ok(record) => Exchange {
                 status: 200,
@@ -366,7 +595,7 @@ impl Runner<'_> {
         };
         let missing = uuid::Uuid::now_v7().to_string();
         let path = format!("{base}/{missing}");
-        let x = exchange(
+        let x = self.signed(
             "GET",
             &path,
             None,
@@ -392,7 +621,7 @@ impl Runner<'_> {
 
         // update
         let patch = self.patch(c);
-        let mut x = exchange("PATCH", &one, Some(patch.clone()), "");
+        let mut x = self.signed("PATCH", &one, Some(patch.clone()), "");
         x.request_headers.push(("if-match".into(), "\"1\"".into()));
         let success = match self
             .engine
@@ -411,7 +640,7 @@ impl Runner<'_> {
             Err(e) => failed(x, e),
         };
         let mut errors = Vec::new();
-        let mut x = exchange(
+        let mut x = self.signed(
             "PATCH",
             &one,
             Some(patch.clone()),
@@ -426,7 +655,7 @@ impl Runner<'_> {
             errors.push(failed(x, e));
         }
         let bad = self.bad_patch(c);
-        let x = exchange(
+        let x = self.signed(
             "PATCH",
             &one,
             Some(bad.clone()),
@@ -458,13 +687,13 @@ impl Runner<'_> {
         let base = format!("/v1/{}", c.name);
         let id = self.ids.get(&c.name).cloned().unwrap_or_default();
         let one = format!("{base}/{id}");
-        let x = exchange("DELETE", &one, None, "");
+        let x = self.signed("DELETE", &one, None, "");
         let success = match self.engine.delete(&self.user, &c.name, &id, None).await {
             Ok(()) => Exchange { status: 204, ..x },
             Err(e) => failed(x, e),
         };
         let mut errors = Vec::new();
-        let x = exchange("DELETE", &one, None, "a record that is already gone");
+        let x = self.signed("DELETE", &one, None, "a record that is already gone");
         if let Err(e) = self.engine.delete(&self.user, &c.name, &id, None).await {
             errors.push(failed(x, e));
         }
@@ -590,6 +819,7 @@ pub fn example(name: &str, ty: &FieldType, n: usize) -> Option<Json> {
 pub struct Redactor {
     ids: Vec<String>,
     times: Vec<String>,
+    tokens: Vec<String>,
 }
 
 const UUID_RE: &str = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -612,7 +842,10 @@ impl Redactor {
             .request_headers
             .into_iter()
             .map(|(k, v)| {
-                let v = self.text(&v);
+                let v = match v.strip_prefix("Bearer ") {
+                    Some(t) if k == "authorization" => format!("Bearer {}", self.token(t, true)),
+                    _ => self.text(&v),
+                };
                 (k, v)
             })
             .collect();
@@ -635,6 +868,9 @@ impl Redactor {
                 let _ = s;
                 Json::String("eyJzIjoiLWNyZWF0ZWRfYXQsaWQiLCJ2IjpbXX0.c2lnbmF0dXJl".into())
             }
+            Json::String(s) if key == "access_token" || key == "refresh_token" => {
+                Json::String(self.token(&s, key == "access_token"))
+            }
             Json::String(s) => Json::String(self.text(&s)),
             Json::Array(xs) => Json::Array(xs.into_iter().map(|x| self.json(x, "")).collect()),
             Json::Object(o) => Json::Object(
@@ -646,6 +882,22 @@ impl Redactor {
                     .collect(),
             ),
             other => other,
+        }
+    }
+
+    /// A token's placeholder: JWT-shaped for access tokens, opaque for refresh tokens.
+    fn token(&mut self, t: &str, access: bool) -> String {
+        let i = match self.tokens.iter().position(|x| x == t) {
+            Some(i) => i,
+            None => {
+                self.tokens.push(t.to_string());
+                self.tokens.len() - 1
+            }
+        } + 1;
+        if access {
+            format!("eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.c2FtcGxlLXRva2VuLX{i}.c2lnbmF0dXJl")
+        } else {
+            format!("rt_sample_refresh_token_{i:04}")
         }
     }
 
