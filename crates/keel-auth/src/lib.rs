@@ -10,6 +10,8 @@
 
 pub mod jwt;
 pub mod keys;
+pub mod oauth;
+pub mod oauth_idtoken;
 pub mod password;
 pub mod refresh;
 
@@ -62,6 +64,16 @@ pub struct Session {
 pub struct PasswordPolicy {
     pub min_length: usize,
     pub max_length: usize,
+}
+
+impl PasswordPolicy {
+    /// The policy keel.toml asks for (`[auth] password_min_length`).
+    pub fn from_model(model: &Model) -> Self {
+        Self {
+            min_length: model.auth.password_min_length.max(8),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for PasswordPolicy {
@@ -267,6 +279,72 @@ impl AuthService {
             let hash = r[1].as_str().map(str::to_string);
             (id, hash, role_list(&r[2]))
         }))
+    }
+
+    /// Sign in someone whose email an OAuth / OpenID Connect provider verified: the
+    /// user with that email (linked by email), or a new one created through the
+    /// operation core as the system. Returns the session and whether it was created.
+    pub async fn sign_in_verified(
+        &self,
+        provider: &str,
+        email: &str,
+        name: Option<&str>,
+    ) -> Result<(Session, bool), AuthError> {
+        let email = email.trim().to_lowercase();
+        if let Some((id, _, roles)) = self.find_user_by_email(&email).await? {
+            tracing::info!(target: "audit", event = "oauth_login_succeeded", provider = %provider, user_id = %id, linked = true);
+            return Ok((self.session(&id, roles).await?, false));
+        }
+        let name: Option<String> = name
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.trim().is_empty());
+        let mut server = Map::new();
+        server.insert("roles".into(), json!([]));
+        let attempt = |with_name: bool| {
+            let mut body = Map::new();
+            body.insert("email".into(), Json::String(email.clone()));
+            if let (true, Some(n)) = (with_name, &name) {
+                body.insert("name".into(), Json::String(n.clone()));
+            }
+            Json::Object(body)
+        };
+        let mut created = self
+            .engine
+            .create_with(&Principal::system(), "users", &attempt(true), None, &server)
+            .await;
+        if name.is_some() && matches!(created, Err(CoreError::Validation(_))) {
+            // The provider's display name may not fit the `users` rules: go without.
+            created = self
+                .engine
+                .create_with(
+                    &Principal::system(),
+                    "users",
+                    &attempt(false),
+                    None,
+                    &server,
+                )
+                .await;
+        }
+        match created {
+            Ok(c) => {
+                tracing::info!(target: "audit", event = "oauth_login_succeeded", provider = %provider, user_id = %c.id, created = true);
+                Ok((self.session(&c.id, Vec::new()).await?, true))
+            }
+            // Another node created it a moment ago: link to it.
+            Err(CoreError::Conflict { .. }) => match self.find_user_by_email(&email).await? {
+                Some((id, _, roles)) => {
+                    tracing::info!(target: "audit", event = "oauth_login_succeeded", provider = %provider, user_id = %id, linked = true);
+                    Ok((self.session(&id, roles).await?, false))
+                }
+                None => Err(AuthError::Internal("user vanished while signing in".into())),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The id of the user with this email, if any.

@@ -59,6 +59,8 @@ pub struct Engine {
     cursor: CursorKey,
     /// Compiled `pattern`s by (collection, field): compiled once, not per request.
     patterns: HashMap<(String, String), regex_lite::Regex>,
+    /// Keys for `encrypted` fields; required when the model has any.
+    cipher: Option<crate::crypto::FieldCipher>,
 }
 
 impl Engine {
@@ -80,7 +82,75 @@ impl Engine {
             store,
             cursor: CursorKey::new(cursor_secret),
             patterns,
+            cipher: None,
         }
+    }
+
+    /// Use these keys for `encrypted` fields.
+    pub fn with_cipher(mut self, cipher: crate::crypto::FieldCipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// A row as a record: column names to values, encrypted fields decrypted.
+    fn record(
+        &self,
+        c: &Collection,
+        columns: &[(String, Storage)],
+        row: Vec<Json>,
+    ) -> Map<String, Json> {
+        columns
+            .iter()
+            .zip(row)
+            .map(|((name, _), value)| {
+                let value = match (c.field(name), &value) {
+                    (Some(f), Json::String(stored)) if f.encrypted => self.decrypt(c, name, stored),
+                    _ => value,
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
+    fn decrypt(&self, c: &Collection, name: &str, stored: &str) -> Json {
+        let column = format!("{}.{name}", c.name);
+        let plain = self
+            .cipher
+            .as_ref()
+            .ok_or_else(|| "no encryption keys are configured".to_string())
+            .and_then(|k| k.decrypt(&column, stored))
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()));
+        match plain {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(column = %column, error = %e, "cannot decrypt a stored value");
+                Json::Null
+            }
+        }
+    }
+
+    /// The value to store for a field: ciphertext for encrypted fields.
+    fn stored_value(&self, c: &Collection, f: &Field, v: &Value) -> Result<Value, CoreError> {
+        if !f.encrypted || matches!(v, Value::Null) {
+            return Ok(v.clone());
+        }
+        let plain = match v {
+            Value::Json(j) => j.to_string(),
+            Value::Text(t) => Json::String(t.clone()).to_string(),
+            other => format!("{other:?}"),
+        };
+        let cipher = self.cipher.as_ref().ok_or_else(|| {
+            CoreError::Store(StoreError::Other(format!(
+                "`{}.{}` is encrypted but {} is not set",
+                c.name,
+                f.name,
+                crate::crypto::KEYS_ENV
+            )))
+        })?;
+        cipher
+            .encrypt(&format!("{}.{}", c.name, f.name), plain.as_bytes())
+            .map(Value::Text)
+            .map_err(|e| CoreError::Store(StoreError::Other(e)))
     }
 
     pub fn model(&self) -> &Model {
@@ -198,7 +268,7 @@ impl Engine {
         let mut records: Vec<Map<String, Json>> = rows
             .into_iter()
             .take(limit as usize)
-            .map(|r| to_record(&columns, r))
+            .map(|r| self.record(c, &columns, r))
             .collect();
         let next_cursor = if has_more {
             records.last().map(|last| {
@@ -254,7 +324,7 @@ impl Engine {
             .query(&Stmt::build(&q, dialect), &storages(&columns))
             .await?;
         let row = rows.into_iter().next().ok_or_else(not_found)?;
-        let mut records = vec![to_record(&columns, row)];
+        let mut records = vec![self.record(c, &columns, row)];
         self.expand(principal, c, &expand, &mut records).await?;
         let record = records.pop().unwrap_or_default();
         Ok(Json::Object(project(record, fields.as_deref())))
@@ -262,10 +332,8 @@ impl Engine {
 
     /// `SELECT <visible columns> FROM <collection>`, and those columns.
     fn select(&self, c: &Collection) -> (SelectStatement, Vec<(String, Storage)>) {
-        let columns: Vec<(String, Storage)> = c
-            .visible()
-            .map(|f| (f.name.clone(), f.ty.storage()))
-            .collect();
+        let columns: Vec<(String, Storage)> =
+            c.visible().map(|f| (f.name.clone(), f.storage())).collect();
         let mut q = Query::select();
         for (name, _) in &columns {
             q.expr(col(&c.name, name));
@@ -302,9 +370,9 @@ impl Engine {
                         None => (part, false),
                     };
                     let field = self.visible_field(c, name).map_err(bad)?;
-                    if field.ty == FieldType::Json {
+                    if field.ty == FieldType::Json || field.encrypted {
                         return Err(bad(format!(
-                            "`{name}` is a json field and cannot be sorted on"
+                            "`{name}` is a json or encrypted field and cannot be sorted on"
                         )));
                     }
                     // A repeated key adds nothing to the order: the first one counts.
@@ -518,7 +586,7 @@ impl Engine {
                     .query(&Stmt::build(&q, dialect), &storages(&columns))
                     .await?
                 {
-                    let rec = to_record(&columns, row);
+                    let rec = self.record(target, &columns, row);
                     if let Some(id) = rec.get("id").and_then(Json::as_str) {
                         found.insert(id.to_string(), Json::Object(rec.clone()));
                     }
@@ -633,13 +701,13 @@ impl Engine {
         ];
         for f in c.creatable() {
             if let Some(v) = input.get(&f.name) {
-                row.push((f.name.clone(), f.ty.storage(), v.clone()));
+                row.push((f.name.clone(), f.storage(), self.stored_value(c, f, v)?));
             }
         }
         // Server-set fields that are not client-writable still get their defaults.
         for f in c.fields.iter().filter(|f| !f.system && f.readonly) {
             if let Some(v) = input.get(&f.name) {
-                row.push((f.name.clone(), f.ty.storage(), v.clone()));
+                row.push((f.name.clone(), f.storage(), self.stored_value(c, f, v)?));
                 continue;
             }
             let v = match &f.default {
@@ -648,7 +716,7 @@ impl Engine {
                 Some(DefaultValue::Now) => Value::Datetime(now),
                 None => Value::Null,
             };
-            row.push((f.name.clone(), f.ty.storage(), v));
+            row.push((f.name.clone(), f.storage(), self.stored_value(c, f, &v)?));
         }
         let mut insert = Query::insert();
         insert
@@ -831,10 +899,11 @@ impl Engine {
         let mut update = Query::update();
         update.table(Alias::new(&c.name));
         for (name, v) in &input {
-            let storage = c.field(name).map_or(Storage::Text, |f| f.ty.storage());
+            let Some(f) = c.field(name) else { continue };
+            let stored = self.stored_value(c, f, v)?;
             update.value(
                 Alias::new(name),
-                Expr::val(values::to_sql(v, storage, dialect)),
+                Expr::val(values::to_sql(&stored, f.storage(), dialect)),
             );
         }
         update.value(
@@ -954,7 +1023,7 @@ impl Engine {
             .into_iter()
             .map(|v| v.as_bool().unwrap_or(false))
             .collect();
-        Ok(Some((to_record(&columns, row), checks)))
+        Ok(Some((self.record(c, &columns, row), checks)))
     }
 
     /// A ref must point at an existing record: a 422 naming the field, not a
@@ -1159,10 +1228,6 @@ fn reject_unknown(
 
 fn storages(columns: &[(String, Storage)]) -> Vec<Storage> {
     columns.iter().map(|(_, s)| *s).collect()
-}
-
-fn to_record(columns: &[(String, Storage)], row: Vec<Json>) -> Map<String, Json> {
-    columns.iter().map(|(n, _)| n.clone()).zip(row).collect()
 }
 
 fn project(mut record: Map<String, Json>, fields: Option<&[String]>) -> Map<String, Json> {

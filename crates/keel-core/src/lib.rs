@@ -2,6 +2,7 @@
 //! Knows nothing of HTTP; every surface (REST now, GraphQL and realtime later) calls
 //! [`Engine`].
 
+pub mod crypto;
 pub mod cursor;
 mod engine;
 pub mod error;

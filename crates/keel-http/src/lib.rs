@@ -13,6 +13,7 @@ pub mod health;
 pub mod identity;
 pub mod limits;
 pub mod middleware;
+pub mod oauth;
 pub mod openapi;
 pub mod problem;
 pub mod records;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub openapi: Arc<Vec<u8>>,
     pub limits: Arc<limits::LimitConfig>,
     pub limiter: Arc<keel_core::ratelimit::RateLimiter>,
+    /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
+    pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
 }
 
 /// The whole API as a router, ready to serve.
@@ -46,9 +49,17 @@ pub fn router(
     limits: Limits,
 ) -> Router {
     let openapi = openapi::document(engine.model());
+    let cors = cors_layer(&engine.model().server.cors_origins);
     let state = AppState {
         limits: Arc::new(limits::LimitConfig::from_model(engine.model())),
         limiter: Arc::new(keel_core::ratelimit::RateLimiter::new()),
+        oauth: match keel_auth::oauth::OAuth::new(engine.model(), engine.store().clone()) {
+            Ok(o) => o.map(Arc::new),
+            Err(e) => {
+                tracing::error!(error = %e, "OAuth login is unavailable");
+                None
+            }
+        },
         engine,
         auth,
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
@@ -61,6 +72,8 @@ pub fn router(
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/auth/logout-all", post(auth::logout_all))
         .route("/v1/auth/me", get(auth::me))
+        .route("/v1/auth/oauth/{provider}", get(oauth::start))
+        .route("/v1/auth/oauth/{provider}/callback", get(oauth::callback))
         .route("/v1/admin/users/{id}/roles", post(auth::grant_role))
         .route(
             "/v1/admin/users/{id}/roles/{role}",
@@ -91,11 +104,52 @@ pub fn router(
             identity::identity_layer,
         ))
         .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
+        .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             middleware::request_layer,
         ))
         .with_state(state)
+}
+
+/// CORS for the origins of `[server] cors_origins`; none configured, none allowed.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let names = |list: &[&'static str]| -> Vec<header::HeaderName> {
+        list.iter()
+            .map(|h| header::HeaderName::from_static(h))
+            .collect()
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers(names(&[
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "if-match",
+                "x-request-id",
+            ]))
+            .expose_headers(names(&[
+                "etag",
+                "location",
+                "ratelimit",
+                "ratelimit-policy",
+                "retry-after",
+                "x-request-id",
+                "idempotent-replayed",
+            ]))
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
@@ -117,6 +171,30 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
         "method-not-allowed",
         format!("`{method}` is not allowed on `{}`", uri.path()),
     )
+}
+
+/// Serve HTTPS (rustls) until `shutdown` resolves, then finish in-flight requests
+/// (up to 30 s) and return. The process must have installed a rustls crypto provider.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<()> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    let std_listener = listener.into_std()?;
+    std_listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(std_listener, config)
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests and return.

@@ -18,6 +18,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Limits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Served over TLS: send `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 impl Default for Limits {
@@ -25,6 +27,7 @@ impl Default for Limits {
         Self {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            hsts: false,
         }
     }
 }
@@ -48,6 +51,7 @@ pub async fn request_layer(State(limits): State<Limits>, mut req: Request, next:
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
+    let hsts = limits.hsts;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span =
@@ -83,6 +87,12 @@ pub async fn request_layer(State(limits): State<Limits>, mut req: Request, next:
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

@@ -357,6 +357,9 @@ pub fn document(model: &Model) -> Value {
     if let Some(users) = model.collection("users") {
         auth_paths(model, users, &mut paths, &mut schemas);
     }
+    if !model.auth.oauth.is_empty() {
+        oauth_paths(model, &mut paths);
+    }
     paths.insert("/healthz".into(), json!({"get": {
         "operationId": "healthz", "tags": ["operations"], "summary": "Liveness",
         "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}}}}}
@@ -535,5 +538,52 @@ fn auth_paths(
             {"name": "role", "in": "path", "required": true, "schema": {"type": "string", "enum": roles}}
         ],
         "responses": r(("200".into(), json!({"description": "The user without the role.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Users"}}}})), &["400", "401", "403", "404", "408", "422", "429", "500"])
+    }}));
+}
+
+/// `GET /v1/auth/oauth/{provider}` and its callback, when providers are configured.
+fn oauth_paths(model: &Model, paths: &mut Map<String, Value>) {
+    let providers: Vec<&String> = model.auth.oauth.keys().collect();
+    let provider = json!({"name": "provider", "in": "path", "required": true,
+        "schema": {"type": "string", "enum": providers}, "description": "A provider of `[auth.oauth.*]`."});
+    let err = |codes: &[&str]| -> Map<String, Value> {
+        codes
+            .iter()
+            .map(|c| {
+                (
+                    (*c).to_string(),
+                    json!({"$ref": format!("#/components/responses/{c}")}),
+                )
+            })
+            .collect()
+    };
+    let mut start = err(&["400", "404", "408", "429", "500", "502"]);
+    start.insert("302".into(), json!({
+        "description": "To the provider's authorization endpoint (code flow with PKCE S256, `state`, and `nonce` for OpenID Connect). Sets the `keel_oauth` cookie that binds the login to this browser.",
+        "headers": {
+            "Location": {"schema": {"type": "string"}},
+            "Set-Cookie": {"schema": {"type": "string"}}
+        }
+    }));
+    paths.insert("/v1/auth/oauth/{provider}".into(), json!({"get": {
+        "operationId": "oauthStart", "tags": ["auth"], "summary": "Start an OAuth2 / OpenID Connect login",
+        "description": "Open in the browser. The login must finish within 10 minutes, in the same browser.",
+        "parameters": [provider.clone(),
+            {"name": "redirect_to", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 2048},
+             "description": "Where to send the browser at the end, with the tokens in the URL fragment; must be allowed by `[auth] redirect_urls`. Without it the callback answers JSON."}],
+        "responses": start
+    }}));
+    let mut done = err(&["400", "401", "404", "408", "422", "429", "500", "502"]);
+    done.insert("200".into(), json!({"description": "Signed in (no `redirect_to`): the same tokens as login. The user is the one with the provider's verified email, created if new.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}}));
+    done.insert("302".into(), json!({"description": "Signed in: to `redirect_to#access_token=…&token_type=Bearer&expires_in=…&refresh_token=…&provider=…`.",
+        "headers": {"Location": {"schema": {"type": "string"}}}}));
+    let q = |name: &str, what: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string", "maxLength": 2048}, "description": what});
+    paths.insert("/v1/auth/oauth/{provider}/callback".into(), json!({"get": {
+        "operationId": "oauthCallback", "tags": ["auth"], "summary": "Finish an OAuth2 / OpenID Connect login (the provider redirects here)",
+        "description": "Register this URL with the provider. The state is single use; an unknown, reused or expired state, another browser, a provider error, an invalid ID token or an unverified email answer 401.",
+        "parameters": [provider, q("code", "The authorization code."), q("state", "The state Keel sent."),
+            q("error", "The provider's error, if it refused."), q("error_description", "Its description."), q("iss", "The issuer of the response (RFC 9207).")],
+        "responses": done
     }}));
 }

@@ -108,6 +108,12 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
         when: "A fault on the server; the details are in its log under the request id.",
     },
     ProblemType {
+        slug: "bad-gateway",
+        status: 502,
+        title: "Bad gateway",
+        when: "An OAuth / OpenID Connect provider could not be reached or answered badly.",
+    },
+    ProblemType {
         slug: "unavailable",
         status: 503,
         title: "Service unavailable",
@@ -159,8 +165,9 @@ impl Problem {
         let t = PROBLEM_TYPES
             .iter()
             .find(|t| t.slug == slug)
+            .or_else(|| PROBLEM_TYPES.iter().find(|t| t.slug == "internal"))
             .copied()
-            .unwrap_or(PROBLEM_TYPES[PROBLEM_TYPES.len() - 2]);
+            .unwrap_or(PROBLEM_TYPES[0]);
         let ctx = crate::context::current();
         Self(Box::new(ProblemDetails {
             kind: format!("/docs/errors#{}", t.slug),

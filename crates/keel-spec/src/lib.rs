@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! keel.toml → a validated, resolved [`Model`]. Pure: no I/O beyond what the caller
 //! hands in (source text and an environment for `${VAR}`).
 //!

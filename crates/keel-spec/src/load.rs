@@ -510,9 +510,13 @@ impl<'s> Loader<'s> {
                     }
                 }
                 "cors_origins" => {
-                    for o in self.string_list(v, "server.cors_origins").unwrap_or_default() {
+                    for o in self
+                        .string_list(v, "server.cors_origins")
+                        .unwrap_or_default()
+                    {
                         let ok = o.value == "*"
-                            || ((o.value.starts_with("http://") || o.value.starts_with("https://"))
+                            || ((o.value.starts_with("http://")
+                                || o.value.starts_with("https://"))
                                 && !o.value.ends_with('/'));
                         if !ok {
                             self.error(
@@ -529,7 +533,15 @@ impl<'s> Loader<'s> {
                 _ => self.unknown_key(
                     k,
                     "[server]",
-                    &["addr", "database", "secret", "log_format", "cors_origins", "tls_cert", "tls_key"],
+                    &[
+                        "addr",
+                        "database",
+                        "secret",
+                        "log_format",
+                        "cors_origins",
+                        "tls_cert",
+                        "tls_key",
+                    ],
                 ),
             }
         }
@@ -1152,6 +1164,7 @@ impl<'s> Loader<'s> {
             immutable: false,
             readonly: false,
             hidden: false,
+            encrypted: false,
             system: false,
             description: None,
             span: name.span().start..item.span().end,
@@ -1159,6 +1172,7 @@ impl<'s> Loader<'s> {
         let mut ty_name: Option<At<String>> = None;
         let mut opts: BTreeMap<String, &Item<'_>> = BTreeMap::new();
         let mut default_item = None;
+        let mut encrypted_at = None;
         for (k, v) in t.iter() {
             let key = k.get_ref().as_ref();
             match key {
@@ -1168,6 +1182,10 @@ impl<'s> Loader<'s> {
                 "immutable" => field.immutable = self.bool(v, "immutable").unwrap_or(false),
                 "readonly" => field.readonly = self.bool(v, "readonly").unwrap_or(false),
                 "hidden" => field.hidden = self.bool(v, "hidden").unwrap_or(false),
+                "encrypted" => {
+                    field.encrypted = self.bool(v, "encrypted").unwrap_or(false);
+                    encrypted_at = Some(v.span().start);
+                }
                 "description" => field.description = self.string(v, "description").map(|s| s.value),
                 "default" => default_item = Some(v),
                 "min_length" | "max_length" | "pattern" | "min" | "max" | "values" | "to"
@@ -1364,6 +1382,23 @@ impl<'s> Loader<'s> {
         if let Some(d) = default_item {
             field.default = self.read_default(&field, d);
         }
+        if field.encrypted {
+            let at = encrypted_at.unwrap_or(item.span().start);
+            if !matches!(field.ty, FieldType::Text { .. } | FieldType::Json) {
+                self.error(
+                    at,
+                    format!("field `{n}`: only text and json fields can be encrypted"),
+                    None,
+                );
+            }
+            if field.unique {
+                self.error(
+                    at,
+                    format!("field `{n}`: an encrypted field cannot be unique"),
+                    Some("each write uses a fresh nonce, so equal values never look equal".into()),
+                );
+            }
+        }
         c.fields.push(field);
     }
 
@@ -1470,6 +1505,13 @@ impl<'s> Loader<'s> {
                                 None,
                             );
                         }
+                        Some(f) if f.encrypted => {
+                            self.error(
+                                ix.span.start,
+                                format!("`{}` is encrypted and cannot be indexed", k.field),
+                                Some("ciphertexts do not sort like their values".into()),
+                            );
+                        }
                         Some(_) => {}
                     }
                 }
@@ -1481,6 +1523,18 @@ impl<'s> Loader<'s> {
                 }];
             } else {
                 for k in c.default_sort.clone() {
+                    if c.fields.iter().any(|x| x.name == k.field && x.encrypted) {
+                        let at = sorts
+                            .iter()
+                            .find(|(n, _)| n == &c.name)
+                            .map(|(_, s)| s.start)
+                            .unwrap_or(c.span.start);
+                        self.error(
+                            at,
+                            format!("`{}` is encrypted and cannot be sorted on", k.field),
+                            None,
+                        );
+                    }
                     if c.fields.iter().all(|x| x.name != k.field) {
                         let at = sorts
                             .iter()
@@ -1586,6 +1640,7 @@ struct PendingRule {
 
 const FIELD_KEYS: &[&str] = &[
     "type",
+    "encrypted",
     "required",
     "default",
     "unique",

@@ -249,6 +249,8 @@ pub struct Field {
     pub readonly: bool,
     /// Never leaves the server.
     pub hidden: bool,
+    /// Stored encrypted (AEAD); never filtered, sorted, indexed or used in rules.
+    pub encrypted: bool,
     pub system: bool,
     pub description: Option<String>,
     pub span: SourceSpan,
@@ -332,6 +334,17 @@ impl FieldType {
             Self::Date => Storage::Date,
             Self::Uuid | Self::Ref { .. } => Storage::Uuid,
             Self::Json => Storage::Json,
+        }
+    }
+}
+
+impl Field {
+    /// How the column is stored: encrypted fields hold ciphertext text.
+    pub fn storage(&self) -> Storage {
+        if self.encrypted {
+            Storage::Text
+        } else {
+            self.ty.storage()
         }
     }
 }

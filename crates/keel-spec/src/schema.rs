@@ -23,6 +23,7 @@ pub fn json_schema() -> Value {
             "immutable": {"type": "boolean", "description": "Set on create, never changed by an update"},
             "readonly": {"type": "boolean", "description": "Set by the server only"},
             "hidden": {"type": "boolean", "description": "Never returned to clients"},
+            "encrypted": {"type": "boolean", "description": "Stored encrypted with a key from KEEL_ENCRYPTION_KEYS (text and json fields)"},
             "description": {"type": "string"},
             "min_length": {"type": "integer", "minimum": 0},
             "max_length": {"type": "integer", "minimum": 0},

@@ -42,6 +42,11 @@ impl<'m> CollectionScope<'m> {
                     .unwrap_or_default();
                 return Err(format!("`{}` has no field `{seg}`{hint}", coll.name));
             };
+            if field.encrypted {
+                return Err(format!(
+                    "field `{seg}` is encrypted: it cannot be filtered on or used in a rule"
+                ));
+            }
             if field.hidden && self.kind == ScopeKind::Filter {
                 return Err(format!("field `{seg}` is hidden and cannot be filtered on"));
             }

@@ -210,3 +210,29 @@ fn json_schema_knows_every_field_type() {
         keel_spec::load::TYPES.len()
     );
 }
+
+#[test]
+fn encrypted_fields_stay_out_of_indexes_rules_and_uniques() {
+    let src = r#"[app]
+name = "x"
+[collections.p]
+fields.ssn = { type = "text", encrypted = true, unique = true }
+fields.n = { type = "int", encrypted = true }
+fields.note = { type = "text", encrypted = true }
+indexes = [["note"]]
+access.read = 'note == "x"'
+"#;
+    let errs = errors(src);
+    at(&errs, 4, 43, "cannot be unique");
+    at(&errs, 5, 40, "only text and json fields can be encrypted");
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("encrypted and cannot be indexed")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 8 && e.message.contains("is encrypted")),
+        "{errs:#?}"
+    );
+}

@@ -67,7 +67,7 @@ pub fn table(c: &Collection) -> TableDef {
     for f in &c.fields {
         columns.push(ColumnDef {
             name: f.name.clone(),
-            storage: f.ty.storage(),
+            storage: f.storage(),
             not_null: f.system || f.required,
             primary_key: f.name == "id",
         });

@@ -38,10 +38,10 @@ fn open(loc: &Location) -> Result<Connection, StoreError> {
         }
     };
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA busy_timeout = 5000;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -16000;
          PRAGMA temp_store = MEMORY;",
     )?;

@@ -8,6 +8,8 @@
 //!   all verify), so every node shares them and a rotation logs nobody out;
 //! - `_keel_refresh_tokens`: refresh tokens, stored only as SHA-256 hashes, grouped in
 //!   families so the reuse of a rotated token revokes the whole family.
+//! - `_keel_oauth_states`: OAuth logins in progress (PKCE verifier, nonce, where to
+//!   return), keyed by a hash of `state`; single use, ten minutes, on every node.
 
 use crate::Stmt;
 use keel_expr::Dialect;
@@ -68,6 +70,18 @@ CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
 );
 CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
 CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
+CREATE TABLE IF NOT EXISTS _keel_oauth_states (
+  state_hash TEXT PRIMARY KEY,
+  provider TEXT NOT NULL,
+  code_verifier TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  redirect_to TEXT,
+  binding_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 "
         .into(),
         Dialect::Postgres => "
@@ -117,6 +131,18 @@ CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
 );
 CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
 CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
+CREATE TABLE IF NOT EXISTS _keel_oauth_states (
+  state_hash TEXT PRIMARY KEY,
+  provider TEXT NOT NULL,
+  code_verifier TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  redirect_to TEXT,
+  binding_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 "
         .into(),
     }

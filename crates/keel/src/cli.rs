@@ -121,6 +121,12 @@ pub struct ServeArgs {
     /// Longest a request may take, in seconds.
     #[arg(long, env = "KEEL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// PEM certificate chain: with --tls-key, serve HTTPS (and send HSTS).
+    #[arg(long, env = "KEEL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "KEEL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -32,3 +32,23 @@ pub fn addr(flag: Option<&str>, model: &Model) -> String {
         .or_else(|| model.server.addr.clone())
         .unwrap_or_else(|| DEFAULT_ADDR.to_string())
 }
+
+/// TLS files from flags, else `[server] tls_cert` / `tls_key` (relative to the spec).
+pub fn tls_files(
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+    model: &Model,
+    spec: &Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    if let (Some(c), Some(k)) = (cert, key) {
+        return Some((c, k));
+    }
+    let dir = spec
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (&model.server.tls_cert, &model.server.tls_key) {
+        (Some(c), Some(k)) => Some((dir.join(c), dir.join(k))),
+        _ => None,
+    }
+}

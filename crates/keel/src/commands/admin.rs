@@ -22,18 +22,25 @@ pub async fn run(args: AdminArgs, model: Model) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let engine = Arc::new(Engine::new(
-        Arc::new(model),
-        store,
-        b"admin-cli-does-not-list-records",
-    ));
-    let auth = match AuthService::new(engine.clone(), PasswordPolicy::default()).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    let mut engine = Engine::new(Arc::new(model), store, b"admin-cli-does-not-list-records");
+    if let Ok(keys) = std::env::var(keel_core::crypto::KEYS_ENV) {
+        match keel_core::crypto::FieldCipher::parse(&keys) {
+            Ok(cipher) => engine = engine.with_cipher(cipher),
+            Err(e) => {
+                eprintln!("error: {}: {e}", keel_core::crypto::KEYS_ENV);
+                return ExitCode::FAILURE;
+            }
         }
-    };
+    }
+    let engine = Arc::new(engine);
+    let auth =
+        match AuthService::new(engine.clone(), PasswordPolicy::from_model(engine.model())).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = match args.command {
         AdminCommand::Create { email, password } => {
             auth.create_admin(&email, &password).await.map(|u| {

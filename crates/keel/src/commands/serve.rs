@@ -12,8 +12,16 @@ use std::time::{Duration, Instant};
 
 pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
     let started = Instant::now();
+    // One rustls crypto provider for the whole process (aws-lc-rs), before any TLS.
+    keel_auth::oauth::install_crypto_provider();
     let url = config::database_url(args.database.database.as_deref(), &model, &args.spec.spec);
     let addr = config::addr(args.addr.as_deref(), &model);
+    let tls = config::tls_files(
+        args.tls_cert.clone(),
+        args.tls_key.clone(),
+        &model,
+        &args.spec.spec,
+    );
     let store = match Store::open(&url).await {
         Ok(s) => s,
         Err(e) => {
@@ -71,32 +79,64 @@ pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
     let local = listener
         .local_addr()
         .map_or(addr.clone(), |a| a.to_string());
-    let engine = Arc::new(Engine::new(Arc::new(model), store, secret.as_bytes()));
-    let auth =
-        match keel_auth::AuthService::new(engine.clone(), keel_auth::PasswordPolicy::default())
-            .await
-        {
-            Ok(a) => Arc::new(a),
+    let has_encrypted = model
+        .collections
+        .iter()
+        .any(|c| c.fields.iter().any(|f| f.encrypted));
+    let mut engine = Engine::new(Arc::new(model), store, secret.as_bytes());
+    match std::env::var(keel_core::crypto::KEYS_ENV) {
+        Ok(keys) => match keel_core::crypto::FieldCipher::parse(&keys) {
+            Ok(cipher) => engine = engine.with_cipher(cipher),
             Err(e) => {
-                tracing::error!(error = %e, "cannot load the token-signing keys");
+                tracing::error!(error = %e, "invalid {}", keel_core::crypto::KEYS_ENV);
                 return ExitCode::FAILURE;
             }
-        };
+        },
+        Err(_) if has_encrypted => {
+            tracing::error!(
+                "keel.toml has encrypted fields: set {} to `kid:base64-32-byte-key` (e.g. `k1:$(openssl rand -base64 32)`)",
+                keel_core::crypto::KEYS_ENV
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {}
+    }
+    let engine = Arc::new(engine);
+    let auth = match keel_auth::AuthService::new(
+        engine.clone(),
+        keel_auth::PasswordPolicy::from_model(engine.model()),
+    )
+    .await
+    {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the token-signing keys");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = keel_http::router(
         engine,
         Some(auth),
         keel_http::Limits {
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_body_bytes: args.max_body,
+            hsts: tls.is_some(),
         },
     );
     tracing::info!(
         addr = %local,
         database = %keel_store::redact(&url),
         startup_ms = started.elapsed().as_millis() as u64,
-        "listening on http://{local} (docs: http://{local}/docs)"
+        "listening on {scheme}://{local} (docs: {scheme}://{local}/docs)",
+        scheme = if tls.is_some() { "https" } else { "http" }
     );
-    match keel_http::serve(listener, app, shutdown_signal()).await {
+    let served = match &tls {
+        Some((cert, key)) => {
+            keel_http::serve_tls(listener, app, shutdown_signal(), cert, key).await
+        }
+        None => keel_http::serve(listener, app, shutdown_signal()).await,
+    };
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -595,3 +595,47 @@ backend_tests!(
     rules_per_user_and_roles,
     rate_limits_answer_429_with_headers,
 );
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let spec = format!("[server]\ncors_origins = [\"https://app.example.com\"]\n{SPEC}");
+    let app = spawn_app(Backend::Sqlite, &spec).await;
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/posts"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/posts"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let res = app
+        .client
+        .get(app.url("/v1/posts"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("etag")
+    );
+}

@@ -181,3 +181,105 @@ fn serve_answers_then_stops_gracefully_on_sigterm() {
         assert!(v["level"].is_string(), "{l}");
     }
 }
+
+#[test]
+fn serve_over_tls_sends_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("keel.toml"), "[app]\nname = \"tls\"\n[collections.notes]\nfields.text = { type = \"text\" }\naccess.read = \"true\"\n").unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(d)
+        .output()
+        .expect("openssl is needed for the TLS test");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("keel serve exited before listening")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(addr) = v["addr"].as_str() {
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("https://"),
+                "{line}"
+            );
+            break addr.to_string();
+        }
+    };
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--cacert",
+            "cert.pem",
+            &format!("https://{addr}/v1/notes"),
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let response = text(&out.stdout);
+    assert!(
+        response.starts_with("HTTP/"),
+        "{response}{}",
+        text(&out.stderr)
+    );
+    assert!(
+        response
+            .to_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{response}"
+    );
+    assert!(response.contains("\"items\""), "{response}");
+    // Plain HTTP to the TLS port does not get an API answer.
+    let plain = Command::new("curl")
+        .args(["-sS", "-m", "5", &format!("http://{addr}/v1/notes")])
+        .output()
+        .unwrap();
+    assert!(!text(&plain.stdout).contains("\"items\""));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

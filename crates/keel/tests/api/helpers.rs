@@ -84,11 +84,15 @@ impl Drop for TestDb {
     }
 }
 
+/// Keys for `encrypted` fields in tests (32 zero-to-31 bytes, base64url).
+pub const TEST_KEYS: &str = "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub auth: Arc<keel_auth::AuthService>,
+    pub engine: Arc<Engine>,
     _db: TestDb,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -107,17 +111,28 @@ pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
         .unwrap_or_else(|e| panic!("test spec is invalid:\n{e}"));
     let store = keel_store::Store::open(&url).await.expect("open store");
     store.migrate(&model, false).await.expect("migrate");
-    let engine = Arc::new(Engine::new(
-        Arc::new(model),
-        store,
-        b"test-secret-test-secret-test-secret",
-    ));
-    let auth = Arc::new(
-        keel_auth::AuthService::new(engine.clone(), keel_auth::PasswordPolicy::default())
-            .await
-            .expect("auth service"),
+    let cipher = keel_core::crypto::FieldCipher::parse(TEST_KEYS).expect("test keys");
+    let engine = Arc::new(
+        Engine::new(
+            Arc::new(model),
+            store,
+            b"test-secret-test-secret-test-secret",
+        )
+        .with_cipher(cipher),
     );
-    let app = keel_http::router(engine, Some(auth.clone()), keel_http::Limits::default());
+    let auth = Arc::new(
+        keel_auth::AuthService::new(
+            engine.clone(),
+            keel_auth::PasswordPolicy::from_model(engine.model()),
+        )
+        .await
+        .expect("auth service"),
+    );
+    let app = keel_http::router(
+        engine.clone(),
+        Some(auth.clone()),
+        keel_http::Limits::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -133,6 +148,7 @@ pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
         base: format!("http://{addr}"),
         client: Client::new(),
         auth,
+        engine,
         _db: db,
         _shutdown: tx,
     }

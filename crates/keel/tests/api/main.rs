@@ -8,6 +8,7 @@ mod cli;
 mod design;
 mod errors;
 mod migrations;
+mod oauth;
 mod openapi;
 mod permissions;
 mod records;

@@ -571,4 +571,65 @@ backend_tests!(
     validation_errors_name_each_field,
     unique_violation_is_409,
     rules_deny_by_default,
+    encrypted_fields_are_ciphertext_at_rest,
 );
+
+const ENCRYPTED: &str = r#"
+[app]
+name = "enc"
+[collections.people]
+fields.name = { type = "text" }
+fields.ssn = { type = "text", encrypted = true, max_length = 11 }
+fields.medical = { type = "json", encrypted = true }
+access.read = "true"
+access.create = "true"
+access.update = "true"
+"#;
+
+async fn encrypted_fields_are_ciphertext_at_rest(b: Backend) {
+    let app = spawn_app(b, ENCRYPTED).await;
+    let p = app
+        .create(
+            "people",
+            json!({"name": "Ada", "ssn": "123-45-6789", "medical": {"allergies": ["nuts"]}}),
+        )
+        .await;
+    assert_eq!(p["ssn"], "123-45-6789");
+    assert_eq!(p["medical"], json!({"allergies": ["nuts"]}));
+    let rows = app
+        .engine
+        .store()
+        .query(
+            &keel_store::Stmt::new("SELECT ssn, medical FROM people", vec![]),
+            &[keel_spec::Storage::Text, keel_spec::Storage::Text],
+        )
+        .await
+        .unwrap();
+    for v in &rows[0] {
+        let s = v.as_str().unwrap();
+        assert!(s.starts_with("enc:v1:t1:"), "{s}");
+        assert!(!s.contains("123-45") && !s.contains("nuts"), "{s}");
+    }
+    let path = format!("/v1/people/{}", p["id"].as_str().unwrap());
+    let updated = app
+        .patch(&path, json!({"ssn": "987-65-4321"}))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(updated["ssn"], "987-65-4321");
+    assert_eq!(app.list(&path).await["medical"]["allergies"][0], "nuts");
+    // Validation still applies to the plaintext; filters and sorts cannot see it.
+    let e = problem(
+        app.post("/v1/people", json!({"ssn": "x".repeat(12)})).await,
+        422,
+    )
+    .await;
+    assert_eq!(e["errors"][0]["code"], "too_long");
+    problem(
+        app.get("/v1/people?filter=ssn%20%3D%3D%20%22x%22").await,
+        400,
+    )
+    .await;
+    problem(app.get("/v1/people?sort=ssn").await, 400).await;
+}
