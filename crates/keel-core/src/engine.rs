@@ -870,30 +870,19 @@ impl Engine {
         }
         let mut tx = self.store.begin().await?;
         let scope = RowScope::new(&self.model, c, principal).with_input(&input);
-        let current = self
-            .read_in_tx(
+        let checks = self.write_checks(c, &scope, Operation::Update, dialect);
+        let (_, version) = self
+            .lock_for_write(
                 &mut tx,
                 c,
                 uuid,
-                &[
-                    rule_predicate(c.access.read.as_ref(), &scope, dialect),
-                    rule_predicate(c.access.update.as_ref(), &scope, dialect),
-                ],
+                id,
+                principal,
+                Operation::Update,
+                checks,
+                if_match,
             )
             .await?;
-        let Some((current, checks)) = current else {
-            return Err(not_found());
-        };
-        if !checks[0] {
-            return Err(not_found());
-        }
-        if !checks[1] {
-            return Err(self.denied(principal, Operation::Update, c));
-        }
-        let version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
-        if if_match.is_some_and(|v| v != version) {
-            return Err(CoreError::StaleVersion { current: version });
-        }
         self.check_refs(&mut tx, c, &input).await?;
         let now = time::OffsetDateTime::now_utc();
         let mut update = Query::update();
@@ -956,30 +945,19 @@ impl Engine {
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
         let mut tx = self.store.begin().await?;
         let scope = RowScope::new(&self.model, c, principal);
-        let current = self
-            .read_in_tx(
+        let checks = self.write_checks(c, &scope, Operation::Delete, dialect);
+        let (current, _) = self
+            .lock_for_write(
                 &mut tx,
                 c,
                 uuid,
-                &[
-                    rule_predicate(c.access.read.as_ref(), &scope, dialect),
-                    rule_predicate(c.access.delete.as_ref(), &scope, dialect),
-                ],
+                id,
+                principal,
+                Operation::Delete,
+                checks,
+                if_match,
             )
             .await?;
-        let Some((current, checks)) = current else {
-            return Err(not_found());
-        };
-        if !checks[0] {
-            return Err(not_found());
-        }
-        if !checks[1] {
-            return Err(self.denied(principal, Operation::Delete, c));
-        }
-        let version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
-        if if_match.is_some_and(|v| v != version) {
-            return Err(CoreError::StaleVersion { current: version });
-        }
         let delete = Query::delete()
             .from_table(Alias::new(&c.name))
             .and_where(Expr::col(Alias::new("id")).eq(id_value(uuid, dialect)))
@@ -992,6 +970,57 @@ impl Engine {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The read rule and the operation's rule as SQL, for [`Engine::lock_for_write`]
+    /// (built before any await: the scope is not shareable across threads).
+    fn write_checks(
+        &self,
+        c: &Collection,
+        scope: &RowScope<'_>,
+        op: Operation,
+        dialect: Dialect,
+    ) -> [Expr; 2] {
+        [
+            rule_predicate(c.access.read.as_ref(), scope, dialect),
+            rule_predicate(c.access.get(op), scope, dialect),
+        ]
+    }
+
+    /// Read the record to change inside the write's transaction (PostgreSQL locks the
+    /// row) and decide: missing or unreadable → 404, rule false → 401/403, stale
+    /// `If-Match` → 412. Returns the record and its version.
+    #[allow(clippy::too_many_arguments)]
+    async fn lock_for_write(
+        &self,
+        tx: &mut Tx<'_>,
+        c: &Collection,
+        uuid: uuid::Uuid,
+        id: &str,
+        principal: &Principal,
+        op: Operation,
+        checks: [Expr; 2],
+        if_match: Option<i64>,
+    ) -> Result<(Map<String, Json>, i64), CoreError> {
+        let not_found = || CoreError::NotFound {
+            collection: c.name.clone(),
+            id: id.to_string(),
+        };
+        let current = self.read_in_tx(tx, c, uuid, &checks).await?;
+        let Some((current, checks)) = current else {
+            return Err(not_found());
+        };
+        if !checks[0] {
+            return Err(not_found());
+        }
+        if !checks[1] {
+            return Err(self.denied(principal, op, c));
+        }
+        let version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
+        if if_match.is_some_and(|v| v != version) {
+            return Err(CoreError::StaleVersion { current: version });
+        }
+        Ok((current, version))
     }
 
     /// The record's visible fields and the value of each predicate, inside the

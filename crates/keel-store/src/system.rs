@@ -21,8 +21,28 @@ pub const ADVISORY_LOCK: i64 = 0x6b65_656c;
 /// Names no collection may use.
 pub const PREFIX: &str = "_keel";
 
+/// Tables whose DDL is the same on both databases (timestamps kept as canonical text).
+const PORTABLE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS _keel_signing_keys (
+  kid TEXT PRIMARY KEY,
+  private_key TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
+CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
+";
+
 pub fn ddl(dialect: Dialect) -> String {
-    match dialect {
+    let specific: String = match dialect {
         Dialect::Sqlite => "
 CREATE TABLE IF NOT EXISTS _keel_migrations (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,22 +74,6 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_signing_keys (
-  kid TEXT PRIMARY KEY,
-  private_key TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
-  token_hash TEXT PRIMARY KEY,
-  family TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  expires_at TEXT NOT NULL,
-  used_at TEXT,
-  revoked_at TEXT
-);
-CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
-CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
 CREATE TABLE IF NOT EXISTS _keel_oauth_states (
   state_hash TEXT PRIMARY KEY,
   provider TEXT NOT NULL,
@@ -115,22 +119,6 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_signing_keys (
-  kid TEXT PRIMARY KEY,
-  private_key TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS _keel_refresh_tokens (
-  token_hash TEXT PRIMARY KEY,
-  family TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  expires_at TEXT NOT NULL,
-  used_at TEXT,
-  revoked_at TEXT
-);
-CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_family ON _keel_refresh_tokens (family);
-CREATE INDEX IF NOT EXISTS _keel_refresh_tokens_user ON _keel_refresh_tokens (user_id);
 CREATE TABLE IF NOT EXISTS _keel_oauth_states (
   state_hash TEXT PRIMARY KEY,
   provider TEXT NOT NULL,
@@ -145,7 +133,8 @@ CREATE TABLE IF NOT EXISTS _keel_oauth_states (
 CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 "
         .into(),
-    }
+    };
+    specific + PORTABLE_DDL
 }
 
 fn p(dialect: Dialect, n: usize) -> String {
