@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod oauth;
 pub mod openapi;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub openapi: Arc<Vec<u8>>,
     pub limits: Arc<limits::LimitConfig>,
     pub limiter: Arc<keel_core::ratelimit::RateLimiter>,
+    pub metrics: Arc<metrics::Metrics>,
     /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
 }
@@ -49,6 +51,7 @@ pub fn router(
     limits: Limits,
 ) -> Router {
     let openapi = openapi::document(engine.model());
+    let metrics = limits.metrics.clone();
     let cors = cors_layer(&engine.model().server.cors_origins);
     let state = AppState {
         limits: Arc::new(limits::LimitConfig::from_model(engine.model())),
@@ -63,6 +66,7 @@ pub fn router(
         engine,
         auth,
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
+        metrics,
     };
     Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -81,6 +85,7 @@ pub fn router(
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics_text))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/docs", get(docs::page))
         .route("/docs/", get(docs::page))
@@ -150,6 +155,15 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             ]))
             .max_age(std::time::Duration::from_secs(600)),
     )
+}
+
+async fn metrics_text(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let mut res = state.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
 }
 
 async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

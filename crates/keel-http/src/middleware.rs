@@ -16,6 +16,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Where request counts and latencies go (`/metrics`).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     /// Served over TLS: send `Strict-Transport-Security`.
@@ -25,6 +27,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            metrics: Default::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             hsts: false,
@@ -100,6 +103,14 @@ pub async fn request_layer(State(limits): State<Limits>, mut req: Request, next:
         );
     }
     let status = res.status().as_u16();
+    if path != "/metrics" {
+        limits.metrics.record(
+            method.as_str(),
+            &crate::metrics::route_label(&path, status),
+            status,
+            started.elapsed(),
+        );
+    }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {

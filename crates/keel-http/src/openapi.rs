@@ -364,6 +364,11 @@ pub fn document(model: &Model) -> Value {
         "operationId": "healthz", "tags": ["operations"], "summary": "Liveness",
         "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}}}}}
     }}));
+    paths.insert("/metrics".into(), json!({"get": {
+        "operationId": "metrics", "tags": ["operations"], "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "Request counts and latency histograms, in the Prometheus text format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}}
+    }}));
     paths.insert("/readyz".into(), json!({"get": {
         "operationId": "readyz", "tags": ["operations"], "summary": "Readiness: database reachable, migrations applied",
         "responses": {

@@ -121,6 +121,7 @@ pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_body_bytes: args.max_body,
             hsts: tls.is_some(),
+            ..Default::default()
         },
     );
     tracing::info!(

@@ -174,6 +174,19 @@ async fn health_and_readiness(b: Backend) {
     assert_eq!(app.list("/healthz").await["status"], "ok");
     let ready = app.list("/readyz").await;
     assert_eq!(ready["migrations"], "applied");
+    app.get(&format!("/v1/posts/{}", uuid::Uuid::now_v7()))
+        .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "keel_http_requests_total{method=\"GET\",route=\"/v1/posts/{id}\",status=\"404\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keel_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 async fn nul_characters_are_refused_alike(b: Backend) {
