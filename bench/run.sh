@@ -44,13 +44,20 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if [ -x scripts/services.sh ]; then scripts/services.sh >&2 || true; fi
 fi
 
+# Release binaries; the smoke run (no speed measured) reuses the test suite's debug build.
 target="${CARGO_TARGET_DIR:-target}"
-echo "bench: building release binaries into $target" >&2
-cargo build --release --quiet -p keel -p keel-bench-ceiling >&2
+profile=release
+for arg in "$@"; do [ "$arg" = "--smoke" ] && profile=debug; done
+echo "bench: building $profile binaries into $target" >&2
+if [ "$profile" = release ]; then
+  cargo build --release --quiet -p keel -p keel-bench-ceiling >&2
+else
+  cargo build --quiet -p keel -p keel-bench-ceiling >&2
+fi
 
 exec python3 bench/harness.py \
-  --keel "$target/release/keel" \
-  --ceiling "$target/release/keel-bench-ceiling" \
+  --keel "$target/$profile/keel" \
+  --ceiling "$target/$profile/keel-bench-ceiling" \
   --pocketbase "$venv/bin/pocketbase" \
   --wrk "$(command -v wrk)" \
   "$@"

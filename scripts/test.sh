@@ -17,3 +17,4 @@ else
   cargo test --workspace --no-fail-fast
 fi
 scripts/schemathesis.sh
+bench/run.sh --smoke   # the benchmark harness in seconds on small data (no speed asserted), so it never rots
