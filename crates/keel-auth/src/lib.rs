@@ -33,6 +33,8 @@ pub const ADMIN_ROLE: &str = "admin";
 pub enum AuthError {
     #[error("invalid email or password")]
     InvalidCredentials,
+    #[error("an account with this email signs in with a password")]
+    AccountExists,
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
     #[error("password sign-in is disabled")]
@@ -291,7 +293,14 @@ impl AuthService {
         name: Option<&str>,
     ) -> Result<(Session, bool), AuthError> {
         let email = email.trim().to_lowercase();
-        if let Some((id, _, roles)) = self.find_user_by_email(&email).await? {
+        if let Some((id, password_hash, roles)) = self.find_user_by_email(&email).await? {
+            // Password sign-ups do not prove they own their email; linking to one would
+            // hand the account of whoever signed up first with a victim's address the
+            // victim's provider login. Only accounts made by verified logins link.
+            if password_hash.is_some() {
+                tracing::warn!(target: "audit", event = "oauth_login_refused", provider = %provider, user_id = %id, reason = "password account with this email");
+                return Err(AuthError::AccountExists);
+            }
             tracing::info!(target: "audit", event = "oauth_login_succeeded", provider = %provider, user_id = %id, linked = true);
             return Ok((self.session(&id, roles).await?, false));
         }

@@ -16,6 +16,10 @@ use std::sync::Arc;
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
         match e {
+            AuthError::AccountExists => Problem::new(
+                "conflict",
+                "an account with this email signs in with a password: sign in with it",
+            ),
             AuthError::InvalidCredentials => {
                 Problem::new("unauthorized", "invalid email or password")
             }

@@ -21,6 +21,9 @@ pub const AUTH_DEFAULTS: &[(&str, u32, u64)] = &[
     ("POST /v1/auth/login", 10, 60),
     ("POST /v1/auth/signup", 20, 3600),
     ("POST /v1/auth/refresh", 60, 60),
+    // Each start writes a row; both ends of an OAuth login are cheap to abuse.
+    ("GET /v1/auth/oauth/{provider}", 30, 60),
+    ("GET /v1/auth/oauth/{provider}/callback", 30, 60),
 ];
 
 /// Failed or not, this many login attempts per account per 15 minutes.

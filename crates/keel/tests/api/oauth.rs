@@ -298,7 +298,8 @@ async fn oidc_login_creates_then_links(b: Backend) {
         .unwrap();
     assert_eq!(users, id);
 
-    // A password account with the same email is the same user.
+    // A password account with the same email is never linked: a password sign-up does
+    // not prove the address, so linking would let its maker take the provider's user.
     let res = app
         .post(
             "/v1/auth/signup",
@@ -311,8 +312,11 @@ async fn oidc_login_creates_then_links(b: Backend) {
     let callback = third
         .login_at_provider(&app, "/v1/auth/oauth/local", hint("bob@example.com"))
         .await;
-    let linked = session(third.get(&callback).await).await;
-    assert_eq!(linked["user"]["id"], bob["user"]["id"]);
+    let refused = third.get(&callback).await;
+    assert_eq!(refused.status(), 409);
+    let p: Value = refused.json().await.unwrap();
+    assert_eq!(p["type"], "/docs/errors#conflict");
+    assert!(bob["user"]["id"].is_string());
 }
 
 async fn oidc_state_nonce_and_binding_are_checked(b: Backend) {
