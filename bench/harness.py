@@ -610,7 +610,8 @@ def machine(args) -> dict:
         "pocketbase": sh([args.pocketbase, "--version"]) if "pocketbase" in args.systems else "not run",
         "postgres": sh(["psql", args.pg_url.rstrip("/") + "/postgres", "-Atc", "SHOW server_version"]),
         "wrk": sh([args.wrk, "-v"]).splitlines()[0] if sh([args.wrk, "-v"]) else "unknown",
-        "keel_commit": sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "keel_commit": os.environ.get("BENCH_KEEL_COMMIT")
+        or sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
         "load_before": Path("/proc/loadavg").read_text().split()[:3],
     }
     return info
@@ -646,8 +647,10 @@ def report(results: dict, info: dict, args, cold: dict | None, stamp: str) -> st
     out.append(f"# Keel benchmark — {stamp}\n")
     out.append(f"Machine: {info['nproc']} × {info['cpu']}, {info['memory_gb']} GB, Linux {info['kernel']} "
                f"({info['os']}); {info['rustc']}; PocketBase {info['pocketbase'].split()[-1]}; "
-               f"PostgreSQL {info['postgres']}; {info['wrk']}; Keel {info['keel_commit']}. "
-               f"Load average before: {' '.join(info['load_before'])}.\n")
+               f"PostgreSQL {info['postgres'].split(' (')[0]}; {info['wrk'].split(' Copyright')[0]}; Keel {info['keel_commit']}. "
+               f"Load average (1, 5, 15 min) before: {' '.join(info['load_before'])}"
+               + (f", after: {' '.join(info['load_after'])}" if info.get("load_after") else "")
+               + ".\n")
     out.append(f"Data: {args.users:,} users, {args.posts:,} posts. wrk on the same machine "
                f"(≤{args.wrk_threads} threads, keep-alive), {args.warmup}s warm-up, "
                f"{args.runs} × {args.duration}s runs per cell, medians.\n")
@@ -831,6 +834,20 @@ def esc(s: str) -> str:
 # ------------------------------------------------------------------ main
 
 
+def report_only(out: Path, a) -> int:
+    saved = json.loads((out / "results.json").read_text())
+    for k, v in saved["settings"].items():
+        setattr(a, k, v)
+    date = dt.datetime.fromisoformat(saved["date"])
+    md = report(saved["results"], saved["machine"], a, saved["cold_start"],
+                date.strftime("%Y-%m-%d %H:%M UTC"))
+    (out / "results.md").write_text(md)
+    (out / "chart.svg").write_text(svg_chart(saved["results"], a, date.strftime("%Y-%m-%d"),
+                                             saved["machine"]))
+    print(md)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--systems", default=",".join(ALL_SYSTEMS))
@@ -847,10 +864,12 @@ def main() -> int:
     p.add_argument("--out", help="results directory (default bench/results/<date>-<machine>; "
                                  "smoke: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    p.add_argument("--keel", required=True)
-    p.add_argument("--ceiling", required=True)
+    p.add_argument("--keel", default="keel")
+    p.add_argument("--ceiling", default="keel-bench-ceiling")
     p.add_argument("--pocketbase", default="pocketbase")
     p.add_argument("--wrk", default="wrk")
+    p.add_argument("--report-only", metavar="DIR",
+                   help="re-render results.md and chart.svg from DIR/results.json; run nothing")
     p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
     a = p.parse_args()
     if a.smoke:
@@ -866,6 +885,8 @@ def main() -> int:
         if w not in ALL_WORKLOADS:
             p.error(f"unknown workload {w!r}; known: {', '.join(ALL_WORKLOADS)}")
 
+    if a.report_only:
+        return report_only(Path(a.report_only), a)
     info = machine(a)
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%d")
@@ -900,7 +921,8 @@ def main() -> int:
     (out / "results.json").write_text(json.dumps({
         "date": now.isoformat(), "machine": info,
         "settings": {k: getattr(a, k) for k in ("systems", "workloads", "concurrency", "duration",
-                                                 "warmup", "runs", "users", "posts", "smoke")},
+                                                 "warmup", "runs", "users", "posts", "smoke",
+                                                 "wrk_threads")},
         "cold_start": cold, "results": results}, indent=1) + "\n")
     print(md)
     log(f"written to {out}")

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 for arg in "$@"; do
   if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
-    exec python3 bench/harness.py --help --keel x --ceiling x
+    exec python3 bench/harness.py --help
   fi
 done
 
