@@ -671,6 +671,9 @@ def report(results: dict, info: dict, args, cold: dict | None, stamp: str) -> st
                 if v is None:
                     row.append("–")
                     continue
+                if v["rps"] == 0:
+                    row.append("0: no answer in time" if key == "rps" else "–")
+                    continue
                 val = v[key] / scale
                 txt = f"{val:,.0f}" if key == "rps" else f"{val:.2f}"
                 if s != REFERENCE[s]:
@@ -713,19 +716,23 @@ def targets(results: dict, args, cold: dict | None) -> str:
     def check(label, system, workloads, key, want, op):
         worst = None
         for cell in cells_for(workloads):
-            r = ratio(results, system, cell, key)
-            if r is None:
+            ref = REFERENCE[system]
+            if cell not in results[system]["cells"] or cell not in results[ref]["cells"]:
                 continue
-            # Keel ÷ other for throughput; Keel's p99 ÷ theirs for latency.
-            v = 1 / r if r else 0.0
+            keel = results[ref]["cells"][cell][key]
+            other = results[system]["cells"][cell][key]
+            # Keel ÷ other: throughput (higher is better) or p99 (lower is better).
+            v = keel / other if other else float("inf")
+            if key != "rps" and results[ref]["cells"][cell]["rps"] == 0:
+                v = float("inf")  # no answer at all: no latency to compare
             if worst is None or (op == ">=" and v < worst[1]) or (op == "<=" and v > worst[1]):
                 worst = (cell, v)
         if worst is None:
             rows.append(f"| {label} | not measured | |")
             return
         met = worst[1] >= want if op == ">=" else worst[1] <= want
-        rows.append(f"| {label} | {'✅ met' if met else '❌ missed'} | worst {worst[0]}: "
-                    f"{worst[1]:.2f}× |")
+        figure = "no answer from Keel" if worst[1] in (0.0, float("inf")) else f"{worst[1]:.2f}×"
+        rows.append(f"| {label} | {'✅ met' if met else '❌ missed'} | worst {worst[0]}: {figure} |")
 
     rows.append("| target | status | figure (Keel ÷ other, worst cell) |")
     rows.append("|---|---|---|")
