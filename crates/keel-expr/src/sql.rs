@@ -5,7 +5,9 @@
 //! - Everything known at compile time (literals, `auth.*` / `input.*` values, roles,
 //!   the clock) is folded by the evaluator itself (see [`crate::eval`]), so only
 //!   column-dependent parts reach SQL.
-//! - Every predicate is two-valued: comparisons are wrapped as `COALESCE(a = b, FALSE)`
+//! - Every predicate is two-valued where it matters: under `!` or as a value,
+//!   comparisons are wrapped as `COALESCE(a = b, FALSE)` (outside those, a bare `a = b`
+//!   selects the same rows in a condition and lets an index serve it)
 //!   and boolean columns as `COALESCE(col, FALSE)`, so `NOT`, `AND` and `OR` never see
 //!   NULL. A comparison with a value known to be NULL is folded to `FALSE`.
 //! - Text ordering on PostgreSQL uses `COLLATE "C"` (byte order, like SQLite's BINARY).
@@ -75,8 +77,18 @@ pub trait SqlScope {
 ///
 /// The predicate is never NULL, and a row matches it exactly when [`crate::eval`] would
 /// accept that row with the same scope.
+///
+/// The result is meant for a condition (`WHERE`, `CASE WHEN`), where NULL counts as
+/// false: comparisons outside any `!` (and not used as values) are left bare —
+/// `col = ?`, which an index can serve — because there NULL and FALSE lead to the same
+/// rows. Under `!`, or as a value, they are wrapped as `COALESCE(…, FALSE)`.
 pub fn to_sql(expr: &Typed, scope: &dyn SqlScope, dialect: Dialect) -> Expr {
-    Compiler { scope, dialect }.predicate(&expr.root)
+    Compiler {
+        scope,
+        dialect,
+        strict: std::cell::Cell::new(0),
+    }
+    .predicate(&expr.root)
 }
 
 /// How a value is bound for `dialect`, matching the store's column encoding.
@@ -135,6 +147,8 @@ enum Operand {
 struct Compiler<'a> {
     scope: &'a dyn SqlScope,
     dialect: Dialect,
+    /// Above zero under `!` or inside a value: there a NULL comparison must read FALSE.
+    strict: std::cell::Cell<u32>,
 }
 
 impl Compiler<'_> {
@@ -157,7 +171,7 @@ impl Compiler<'_> {
     /// `node` is known not to fold to a constant.
     fn predicate_sql(&self, node: &Node) -> Expr {
         match &node.kind {
-            NodeKind::Not(x) => self.predicate(x).not(),
+            NodeKind::Not(x) => self.strictly(|| self.predicate(x)).not(),
             NodeKind::And(items) => self.logic(items, true),
             NodeKind::Or(items) => self.logic(items, false),
             NodeKind::Cmp(rel, a, b) => self.compare(*rel, a, b),
@@ -206,8 +220,16 @@ impl Compiler<'_> {
                     .map(|item| self.bind(self.operand(item)))
                     .collect(),
             )),
-            _ => Operand::Sql(self.predicate_sql(node)),
+            _ => Operand::Sql(self.strictly(|| self.predicate_sql(node))),
         }
+    }
+
+    /// Compile with NULL comparisons made FALSE (under `!`, or as a value).
+    fn strictly(&self, f: impl FnOnce() -> Expr) -> Expr {
+        self.strict.set(self.strict.get() + 1);
+        let e = f();
+        self.strict.set(self.strict.get() - 1);
+        e
     }
 
     fn bind(&self, operand: Operand) -> Expr {
@@ -263,7 +285,11 @@ impl Compiler<'_> {
             Rel::Gt => ">",
             Rel::Ge => ">=",
         };
-        let template = format!("COALESCE((?) {op} (?), FALSE)");
+        let template = if self.strict.get() > 0 {
+            format!("COALESCE((?) {op} (?), FALSE)")
+        } else {
+            format!("(?) {op} (?)")
+        };
         self.raw(&template, vec![self.bind(lhs), self.bind(rhs)])
     }
 

@@ -50,14 +50,15 @@ fn text(s: &str) -> sea_query::Value {
 
 #[test]
 fn comparisons_are_two_valued_and_values_are_bound() {
+    // In a condition a bare comparison selects the same rows and an index can serve it.
     let (clause, values) = lite("views >= 3", &anon());
-    assert_eq!(clause, r#"COALESCE(("t"."views") >= (?), FALSE)"#);
+    assert_eq!(clause, r#"("t"."views") >= (?)"#);
     assert_eq!(values.0, vec![sea_query::Value::BigInt(Some(3))]);
     let (clause, _) = pg("views >= 3", &anon());
-    assert_eq!(
-        clause,
-        r#"COALESCE(("t"."views") >= (CAST($1 AS BIGINT)), FALSE)"#
-    );
+    assert_eq!(clause, r#"("t"."views") >= (CAST($1 AS BIGINT))"#);
+    // Under `!` a NULL comparison must read FALSE, so it is wrapped.
+    let (clause, _) = lite("!(views >= 3)", &anon());
+    assert_eq!(clause, r#"NOT (COALESCE(("t"."views") >= (?), FALSE))"#);
 
     let (clause, _) = lite("published && !published", &anon());
     assert_eq!(
@@ -73,12 +74,12 @@ fn known_values_fold() {
     // With no caller, `author == auth.id` is false and disappears from the OR.
     let src = r#"visibility == "public" || author == auth.id"#;
     let (clause, values) = lite(src, &anon());
-    assert_eq!(clause, r#"COALESCE(("t"."visibility") = (?), FALSE)"#);
+    assert_eq!(clause, r#"("t"."visibility") = (?)"#);
     assert_eq!(values.0, vec![text("public")]);
     let (clause, values) = lite(src, &admin());
     assert_eq!(
         clause,
-        r#"(COALESCE(("t"."visibility") = (?), FALSE)) OR (COALESCE(("t"."author") = (?), FALSE))"#
+        r#"(("t"."visibility") = (?)) OR (("t"."author") = (?))"#
     );
     assert_eq!(values.0[1], text("00000000-0000-4000-8000-0000000000a1"));
     let (_, values) = pg(src, &admin());
@@ -108,13 +109,10 @@ fn known_values_fold() {
 #[test]
 fn now_is_bound_in_the_storage_encoding() {
     let (clause, values) = lite("created_at < now()", &anon());
-    assert_eq!(clause, r#"COALESCE(("t"."created_at") < (?), FALSE)"#);
+    assert_eq!(clause, r#"("t"."created_at") < (?)"#);
     assert_eq!(values.0, vec![text("2024-03-01T00:00:00.000000Z")]);
     let (clause, values) = pg("created_at < now()", &anon());
-    assert_eq!(
-        clause,
-        r#"COALESCE(("t"."created_at") < (CAST($1 AS TIMESTAMPTZ)), FALSE)"#
-    );
+    assert_eq!(clause, r#"("t"."created_at") < (CAST($1 AS TIMESTAMPTZ))"#);
     assert_eq!(
         values.0,
         vec![sea_query::Value::TimeDateTimeWithTimeZone(Some(
@@ -128,7 +126,7 @@ fn postgres_text_order_and_numeric_mixing() {
     let (clause, _) = pg("title < 'b'", &anon());
     assert_eq!(
         clause,
-        r#"COALESCE((("t"."title") COLLATE "C") < (CAST($1 AS TEXT)), FALSE)"#
+        r#"(("t"."title") COLLATE "C") < (CAST($1 AS TEXT))"#
     );
     let (clause, _) = pg("'b' > author.name", &anon());
     assert!(
@@ -139,7 +137,7 @@ fn postgres_text_order_and_numeric_mixing() {
     let (clause, values) = pg("views > 1.5 && score < 2", &anon());
     assert_eq!(
         clause,
-        r#"(COALESCE((CAST("t"."views" AS DOUBLE PRECISION)) > (CAST($1 AS DOUBLE PRECISION)), FALSE)) AND (COALESCE(("t"."score") < (CAST($2 AS DOUBLE PRECISION)), FALSE))"#
+        r#"((CAST("t"."views" AS DOUBLE PRECISION)) > (CAST($1 AS DOUBLE PRECISION))) AND (("t"."score") < (CAST($2 AS DOUBLE PRECISION)))"#
     );
     assert_eq!(
         values.0,
@@ -149,10 +147,7 @@ fn postgres_text_order_and_numeric_mixing() {
         ]
     );
     let (clause, _) = lite("views > 1.5", &anon());
-    assert_eq!(
-        clause, r#"COALESCE(("t"."views") > (?), FALSE)"#,
-        "SQLite is exact as is"
-    );
+    assert_eq!(clause, r#"("t"."views") > (?)"#, "SQLite is exact as is");
 }
 
 #[test]
@@ -184,21 +179,21 @@ fn contains_escapes_like_metacharacters() {
 fn functions() {
     assert_eq!(
         lite("len(title) < 3", &anon()).0,
-        r#"COALESCE((length("t"."title")) < (?), FALSE)"#
+        r#"(length("t"."title")) < (?)"#
     );
     assert_eq!(
         lite("len(tags) < 3", &anon()).0,
-        r#"COALESCE((json_array_length("t"."tags")) < (?), FALSE)"#
+        r#"(json_array_length("t"."tags")) < (?)"#
     );
     assert!(pg("len(tags) < 3", &anon()).0.contains("jsonb_typeof"));
     assert!(pg("len(title) < 3", &anon()).0.contains("char_length"));
     assert_eq!(
         lite("upper(title) == 'X'", &anon()).0,
-        r#"COALESCE((upper("t"."title")) = (?), FALSE)"#
+        r#"(upper("t"."title")) = (?)"#
     );
     assert_eq!(
         pg("lower(title) == 'x'", &anon()).0,
-        r#"COALESCE((translate("t"."title", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) = (CAST($1 AS TEXT)), FALSE)"#
+        r#"(translate("t"."title", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) = (CAST($1 AS TEXT))"#
     );
 }
 
