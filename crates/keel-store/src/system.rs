@@ -23,6 +23,18 @@ pub const PREFIX: &str = "_keel";
 
 /// Tables whose DDL is the same on both databases (timestamps kept as canonical text).
 const PORTABLE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS _keel_oauth_states (
+  state_hash TEXT PRIMARY KEY,
+  provider TEXT NOT NULL,
+  code_verifier TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  redirect_to TEXT,
+  binding_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 CREATE TABLE IF NOT EXISTS _keel_signing_keys (
   kid TEXT PRIMARY KEY,
   private_key TEXT NOT NULL,
@@ -74,18 +86,6 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_oauth_states (
-  state_hash TEXT PRIMARY KEY,
-  provider TEXT NOT NULL,
-  code_verifier TEXT NOT NULL,
-  nonce TEXT NOT NULL,
-  redirect_uri TEXT NOT NULL,
-  redirect_to TEXT,
-  binding_hash TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  expires_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 "
         .into(),
         Dialect::Postgres => "
@@ -119,18 +119,6 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_oauth_states (
-  state_hash TEXT PRIMARY KEY,
-  provider TEXT NOT NULL,
-  code_verifier TEXT NOT NULL,
-  nonce TEXT NOT NULL,
-  redirect_uri TEXT NOT NULL,
-  redirect_to TEXT,
-  binding_hash TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  expires_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS _keel_oauth_states_expires ON _keel_oauth_states (expires_at);
 "
         .into(),
     };
