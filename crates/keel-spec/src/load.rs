@@ -1228,15 +1228,12 @@ impl<'s> Loader<'s> {
                 let max_length = opt("max_length")
                     .and_then(|v| self.count(v, "max_length"))
                     .map(|v| v.min(u32::MAX as u64) as u32);
-                if let (Some(lo), Some(hi)) = (min_length, max_length)
-                    && lo > hi
-                {
-                    self.error(
-                        item.span().start,
-                        format!("field `{n}`: min_length {lo} is greater than max_length {hi}"),
-                        Some("no value could ever be valid".into()),
-                    );
-                }
+                self.impossible_bounds(
+                    item.span().start,
+                    &n,
+                    ("min_length", min_length),
+                    ("max_length", max_length),
+                );
                 let pattern = opt("pattern").and_then(|v| self.raw_string(v, "pattern"));
                 if let Some(p) = &pattern
                     && let Err(e) = regex_lite::Regex::new(&p.value)
@@ -1252,29 +1249,13 @@ impl<'s> Loader<'s> {
             "int" => {
                 let min = opt("min").and_then(|v| self.int(v, "min"));
                 let max = opt("max").and_then(|v| self.int(v, "max"));
-                if let (Some(lo), Some(hi)) = (min, max)
-                    && lo > hi
-                {
-                    self.error(
-                        item.span().start,
-                        format!("field `{n}`: min {lo} is greater than max {hi}"),
-                        Some("no value could ever be valid".into()),
-                    );
-                }
+                self.impossible_bounds(item.span().start, &n, ("min", min), ("max", max));
                 FieldType::Int { min, max }
             }
             "float" => {
                 let min = opt("min").and_then(|v| self.number(v, "min"));
                 let max = opt("max").and_then(|v| self.number(v, "max"));
-                if let (Some(lo), Some(hi)) = (min, max)
-                    && lo > hi
-                {
-                    self.error(
-                        item.span().start,
-                        format!("field `{n}`: min {lo} is greater than max {hi}"),
-                        Some("no value could ever be valid".into()),
-                    );
-                }
+                self.impossible_bounds(item.span().start, &n, ("min", min), ("max", max));
                 FieldType::Float { min, max }
             }
             "bool" => FieldType::Bool,
@@ -1400,6 +1381,25 @@ impl<'s> Loader<'s> {
             }
         }
         c.fields.push(field);
+    }
+
+    /// A lower bound above the upper one: no value could ever be valid.
+    fn impossible_bounds<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        at: usize,
+        field: &str,
+        (lo_name, lo): (&str, Option<T>),
+        (hi_name, hi): (&str, Option<T>),
+    ) {
+        if let (Some(lo), Some(hi)) = (lo, hi)
+            && lo > hi
+        {
+            self.error(
+                at,
+                format!("field `{field}`: {lo_name} {lo} is greater than {hi_name} {hi}"),
+                Some("no value could ever be valid".into()),
+            );
+        }
     }
 
     fn read_default(&mut self, field: &Field, item: &Item<'_>) -> Option<DefaultValue> {
