@@ -577,6 +577,7 @@ def pb_posts_collection() -> dict:
         "indexes": [
             "CREATE INDEX idx_posts_visibility_created ON posts (visibility, created DESC)",
             "CREATE INDEX idx_posts_author_created ON posts (author, created DESC)",
+            "CREATE INDEX idx_posts_created ON posts (created DESC)",
         ],
         "listRule": 'visibility = "public" || author = @request.auth.id',
         "viewRule": 'visibility = "public" || author = @request.auth.id',

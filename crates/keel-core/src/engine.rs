@@ -217,10 +217,16 @@ impl Engine {
         let expand = self.expand_list(c, params.expand.as_deref())?;
 
         let scope = RowScope::new(&self.model, c, principal);
+        let filter = match params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+            Some(f) => Some(self.filter_typed(c, f)?),
+            None => None,
+        };
         let mut conditions = vec![rule_predicate(c.access.read.as_ref(), &scope, dialect)];
-        if let Some(filter) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            conditions.push(self.filter_predicate(c, &scope, filter)?);
+        if let Some(typed) = &filter {
+            conditions.push(keel_expr::to_sql(typed, &scope, dialect));
         }
+        let rule = c.access.read.as_ref().filter(|_| !principal.system);
+        let arms = index_arms(c, rule.map(|r| &r.typed), filter.as_ref(), &scope, dialect);
         let total = if params.count {
             let mut q = Query::select();
             q.expr(Expr::cust("COUNT(*)")).from(Alias::new(&c.name));
@@ -235,6 +241,7 @@ impl Engine {
         } else {
             None
         };
+        let mut keyset = None;
         if let Some(cursor) = params.cursor.as_deref().filter(|c| !c.is_empty()) {
             let values =
                 self.cursor
@@ -244,22 +251,59 @@ impl Engine {
                         message: m.to_string(),
                         position: None,
                     })?;
-            conditions.push(self.keyset(c, &sort, &values, dialect)?);
+            keyset = Some(self.keyset(c, &sort, &values, dialect)?);
         }
 
         let (mut q, columns) = self.select(c);
-        for cond in conditions {
-            q.and_where(cond);
+        let order = |q: &mut SelectStatement| {
+            for (field, desc) in &sort {
+                let (order, nulls) = if *desc {
+                    (Order::Desc, NullOrdering::Last)
+                } else {
+                    (Order::Asc, NullOrdering::First)
+                };
+                q.order_by_with_nulls((Alias::new(&c.name), Alias::new(field)), order, nulls);
+            }
+            q.limit(u64::from(limit) + 1);
+        };
+        match arms {
+            // One page per `||` operand, each from its own index, then the page of
+            // their union (an id may come from several operands: `IN` counts it once).
+            Some(arms) => {
+                let mut union: Option<SelectStatement> = None;
+                for (i, arm) in arms.into_iter().enumerate() {
+                    let mut inner = Query::select();
+                    inner
+                        .expr(col(&c.name, "id"))
+                        .from(Alias::new(&c.name))
+                        .and_where(arm);
+                    if let Some(k) = &keyset {
+                        inner.and_where(k.clone());
+                    }
+                    order(&mut inner);
+                    let alias = format!("_arm{i}");
+                    let mut page = Query::select();
+                    page.column(Alias::new("id"))
+                        .from_subquery(inner, Alias::new(&alias));
+                    union = Some(match union {
+                        None => page,
+                        Some(mut u) => {
+                            u.union(sea_query::UnionType::All, page);
+                            u
+                        }
+                    });
+                }
+                if let Some(union) = union {
+                    q.and_where(col(&c.name, "id").in_subquery(union));
+                }
+            }
+            None => {
+                for cond in conditions.into_iter().chain(keyset) {
+                    q.and_where(cond);
+                }
+            }
         }
-        for (field, desc) in &sort {
-            let (order, nulls) = if *desc {
-                (Order::Desc, NullOrdering::Last)
-            } else {
-                (Order::Asc, NullOrdering::First)
-            };
-            q.order_by_with_nulls((Alias::new(&c.name), Alias::new(field)), order, nulls);
-        }
-        q.limit(u64::from(limit) + 1);
+        order(&mut q);
         let rows = self
             .store
             .query(&Stmt::build(&q, dialect), &storages(&columns))
@@ -452,12 +496,7 @@ impl Engine {
         Ok(out)
     }
 
-    fn filter_predicate(
-        &self,
-        c: &Collection,
-        scope: &RowScope<'_>,
-        filter: &str,
-    ) -> Result<Expr, CoreError> {
+    fn filter_typed(&self, c: &Collection, filter: &str) -> Result<keel_expr::Typed, CoreError> {
         if let Some(at) = filter.find('\0') {
             return Err(CoreError::BadParam {
                 param: "filter",
@@ -490,7 +529,7 @@ impl Engine {
                 position,
             }
         })?;
-        Ok(keel_expr::to_sql(&typed, scope, self.dialect()))
+        Ok(typed)
     }
 
     /// Rows strictly after the cursor's row in the sort order. NULLs sort first
@@ -1292,4 +1331,78 @@ fn hash_body(body: &Json) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(body.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fields an index can find rows by: the first key of each index, unique or not, and
+/// the id.
+fn index_leads(c: &Collection) -> Vec<&str> {
+    let mut leads = vec!["id"];
+    leads.extend(
+        c.indexes
+            .iter()
+            .filter_map(|i| i.keys.first())
+            .map(|k| k.field.as_str()),
+    );
+    leads.extend(
+        c.uniques
+            .iter()
+            .filter_map(|u| u.fields.first())
+            .map(String::as_str),
+    );
+    leads.extend(
+        c.fields
+            .iter()
+            .filter(|f| f.unique)
+            .map(|f| f.name.as_str()),
+    );
+    leads
+}
+
+/// When the list's condition is `(a || b || …) && rest` and each operand can be looked
+/// up by an index while `rest` cannot, the condition of each per-operand page (`a &&
+/// rest`, `b && rest`, …); `None` keeps one query. SQLite would otherwise answer the
+/// `||` by merging both indexes and sorting every match (measured: 138 ms against
+/// 0.1 ms per page on 100k rows); PostgreSQL does much the same with a BitmapOr.
+fn index_arms(
+    c: &Collection,
+    rule: Option<&keel_expr::Typed>,
+    filter: Option<&keel_expr::Typed>,
+    scope: &RowScope<'_>,
+    dialect: Dialect,
+) -> Option<Vec<Expr>> {
+    const MAX_ARMS: usize = 4;
+    let leads = index_leads(c);
+    let indexed = |t: &keel_expr::Typed| {
+        t.equality_fields()
+            .iter()
+            .any(|f| leads.contains(&f.as_str()))
+    };
+    let parts: Vec<&keel_expr::Typed> = rule.into_iter().chain(filter).collect();
+    let split = parts
+        .iter()
+        .position(|t| (2..=MAX_ARMS).contains(&t.disjuncts().len()))?;
+    let rest: Vec<&keel_expr::Typed> = parts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != split)
+        .map(|(_, t)| *t)
+        .collect();
+    if rest.iter().any(|t| indexed(t)) {
+        return None; // the rest already narrows by an index
+    }
+    let disjuncts = parts[split].disjuncts();
+    if !disjuncts.iter().all(indexed) {
+        return None;
+    }
+    Some(
+        disjuncts
+            .iter()
+            .map(|d| {
+                rest.iter()
+                    .fold(keel_expr::to_sql(d, scope, dialect), |acc, t| {
+                        acc.and(keel_expr::to_sql(t, scope, dialect))
+                    })
+            })
+            .collect(),
+    )
 }

@@ -93,6 +93,45 @@ impl Typed {
         out
     }
 
+    /// The operands of a top-level `||`, each as an expression of its own; empty when
+    /// the root is not an `||`. A list can then run one indexed query per operand,
+    /// where a single `a || b` makes SQLite merge both indexes and sort every match.
+    pub fn disjuncts(&self) -> Vec<Typed> {
+        match &self.root.kind {
+            NodeKind::Or(items) => items.iter().map(|n| Typed { root: n.clone() }).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Fields of the record (one-segment paths) compared with `==` to something the
+    /// record does not hold (a literal, `auth.*`, `input.*`), at the root or under a
+    /// root `&&`: the fields an index can look the matching rows up by.
+    pub fn equality_fields(&self) -> Vec<String> {
+        let conjuncts: Vec<&Node> = match &self.root.kind {
+            NodeKind::And(items) => items.iter().collect(),
+            _ => vec![&self.root],
+        };
+        let outside = |n: &Node| match &n.kind {
+            NodeKind::Lit(_) => true,
+            NodeKind::Path(p) => p.len() > 1 && matches!(p[0].as_str(), "auth" | "input"),
+            _ => false,
+        };
+        let mut out = Vec::new();
+        for n in conjuncts {
+            if let NodeKind::Cmp(Rel::Eq, a, b) = &n.kind {
+                for (field, other) in [(a, b), (b, a)] {
+                    if let NodeKind::Path(p) = &field.kind
+                        && p.len() == 1
+                        && outside(other)
+                    {
+                        out.push(p[0].clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// `Some(result)` when the expression does not depend on the record, the caller or
     /// the clock (e.g. `true`, `1 < 2`), so rules like `read = "true"` can skip work.
     pub fn is_constant(&self) -> Option<bool> {

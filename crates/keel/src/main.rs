@@ -20,5 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(commands::run(cli))
+    let code = runtime.block_on(commands::run(cli));
+    telemetry::flush();
+    code
 }

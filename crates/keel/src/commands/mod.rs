@@ -36,21 +36,21 @@ pub async fn run(cli: Cli) -> ExitCode {
             let Some(model) = load(&args.spec.spec) else {
                 return ExitCode::FAILURE;
             };
-            crate::telemetry::init(json_logs(Some(&model)), &cli.log);
+            crate::telemetry::init(json_logs(Some(&model)), &cli.log, false);
             migrate::run(args, model).await
         }
         Command::Admin(args) => {
             let Some(model) = load(&args.spec.spec) else {
                 return ExitCode::FAILURE;
             };
-            crate::telemetry::init(json_logs(Some(&model)), &cli.log);
+            crate::telemetry::init(json_logs(Some(&model)), &cli.log, false);
             admin::run(args, model).await
         }
         Command::Serve(args) => {
             let Some(model) = load(&args.spec.spec) else {
                 return ExitCode::FAILURE;
             };
-            crate::telemetry::init(json_logs(Some(&model)), &cli.log);
+            crate::telemetry::init(json_logs(Some(&model)), &cli.log, true);
             serve::run(args, model).await
         }
     }
