@@ -19,6 +19,7 @@ pub use error::StoreError;
 pub use keel_expr::Dialect;
 pub use migrate::{Plan, Step};
 pub use postgres::redact;
+pub use sqlite::WriteStats;
 
 use keel_spec::Storage;
 use std::sync::Arc;
@@ -102,8 +103,8 @@ impl Store {
         let ddl = system::ddl(self.dialect());
         match &self.backend {
             Backend::Sqlite(db) => {
-                let conn = db.writer.lock().await;
-                conn.execute_batch(&ddl)?;
+                let w = db.writer_alone().await?;
+                w.conn.execute_batch(&ddl)?;
             }
             Backend::Postgres(pool) => {
                 let client = pool.get().await?;
@@ -137,15 +138,20 @@ impl Store {
         }
     }
 
-    /// Begin a write transaction. SQLite takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so a read-then-write inside it cannot race another writer.
+    /// Begin a write transaction. SQLite holds the write lock throughout (`BEGIN
+    /// IMMEDIATE`), so a read-then-write inside it cannot race another writer; its
+    /// commit may be shared with the writers queued behind it (see `sqlite`).
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => {
-                let conn = db.writer.lock().await;
-                conn.execute_batch("BEGIN IMMEDIATE")?;
+                let mut conn = db.writer().await;
+                let group = conn.begin()?;
                 Ok(Tx {
-                    inner: TxInner::Sqlite(conn),
+                    inner: TxInner::Sqlite {
+                        conn,
+                        db: db.clone(),
+                        group,
+                    },
                     open: true,
                 })
             }
@@ -157,6 +163,24 @@ impl Store {
                     open: true,
                 })
             }
+        }
+    }
+
+    /// SQLite: how many write transactions shared how many commits (group commit);
+    /// `None` on PostgreSQL.
+    pub async fn write_stats(&self) -> Option<WriteStats> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db.writer.lock().await.stats),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// SQLite: transactions waiting to begin (they will share the current group's
+    /// commit); 0 on PostgreSQL.
+    pub fn writers_waiting(&self) -> usize {
+        match &self.backend {
+            Backend::Sqlite(db) => db.waiting(),
+            Backend::Postgres(_) => 0,
         }
     }
 
@@ -184,14 +208,18 @@ pub struct Tx<'a> {
 }
 
 enum TxInner<'a> {
-    Sqlite(tokio::sync::MutexGuard<'a, rusqlite::Connection>),
+    Sqlite {
+        conn: tokio::sync::MutexGuard<'a, sqlite::WriterConn>,
+        db: Arc<sqlite::SqliteDb>,
+        group: Arc<sqlite::Group>,
+    },
     Postgres(Option<Box<deadpool_postgres::Object>>),
 }
 
 impl Tx<'_> {
     pub fn dialect(&self) -> Dialect {
         match self.inner {
-            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Sqlite { .. } => Dialect::Sqlite,
             TxInner::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -202,7 +230,7 @@ impl Tx<'_> {
         columns: &[Storage],
     ) -> Result<Vec<Row>, StoreError> {
         match &mut self.inner {
-            TxInner::Sqlite(conn) => sqlite::query(conn, stmt, columns),
+            TxInner::Sqlite { conn, .. } => sqlite::query(&conn.conn, stmt, columns),
             TxInner::Postgres(Some(client)) => postgres::query(client, stmt, columns).await,
             TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
         }
@@ -210,7 +238,7 @@ impl Tx<'_> {
 
     pub async fn execute(&mut self, stmt: &Stmt) -> Result<u64, StoreError> {
         match &mut self.inner {
-            TxInner::Sqlite(conn) => sqlite::execute(conn, stmt),
+            TxInner::Sqlite { conn, .. } => sqlite::execute(&conn.conn, stmt),
             TxInner::Postgres(Some(client)) => postgres::execute(client, stmt).await,
             TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
         }
@@ -219,7 +247,7 @@ impl Tx<'_> {
     /// Run several statements of fixed SQL (DDL) in this transaction.
     pub async fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match &mut self.inner {
-            TxInner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            TxInner::Sqlite { conn, .. } => Ok(conn.conn.execute_batch(sql)?),
             TxInner::Postgres(Some(client)) => Ok(client.batch_execute(sql).await?),
             TxInner::Postgres(None) => Err(StoreError::Other("transaction finished".into())),
         }
@@ -228,7 +256,7 @@ impl Tx<'_> {
     /// Run `f` with the SQLite connection (introspection needs PRAGMAs).
     pub(crate) fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match &self.inner {
-            TxInner::Sqlite(conn) => Some(conn),
+            TxInner::Sqlite { conn, .. } => Some(&conn.conn),
             TxInner::Postgres(_) => None,
         }
     }
@@ -240,15 +268,21 @@ impl Tx<'_> {
         }
     }
 
+    /// Commit. On SQLite this returns once the group holding this transaction is
+    /// committed, whoever commits it.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.open = false;
-        match &mut self.inner {
-            TxInner::Sqlite(conn) => {
-                if let Err(e) = conn.execute_batch("COMMIT") {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e.into());
+        match std::mem::replace(&mut self.inner, TxInner::Postgres(None)) {
+            TxInner::Sqlite {
+                mut conn,
+                db,
+                group,
+            } => {
+                if conn.release(db.waiting())? {
+                    return conn.commit_group();
                 }
-                Ok(())
+                drop(conn);
+                db.settle(group).await
             }
             TxInner::Postgres(Some(client)) => Ok(client.batch_execute("COMMIT").await?),
             TxInner::Postgres(None) => Ok(()),
@@ -258,7 +292,10 @@ impl Tx<'_> {
     pub async fn rollback(mut self) -> Result<(), StoreError> {
         self.open = false;
         match &mut self.inner {
-            TxInner::Sqlite(conn) => Ok(conn.execute_batch("ROLLBACK")?),
+            TxInner::Sqlite { conn, .. } => {
+                conn.undo();
+                Ok(())
+            }
             TxInner::Postgres(Some(client)) => Ok(client.batch_execute("ROLLBACK").await?),
             TxInner::Postgres(None) => Ok(()),
         }
@@ -271,9 +308,7 @@ impl Drop for Tx<'_> {
             return;
         }
         match &mut self.inner {
-            TxInner::Sqlite(conn) => {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+            TxInner::Sqlite { conn, .. } => conn.undo(),
             TxInner::Postgres(client) => {
                 // The connection must not go back to the pool inside a transaction.
                 if let Some(client) = client.take() {

@@ -658,7 +658,7 @@ impl Store {
 
     async fn sqlite_pragma(&self, sql: &str) -> Result<(), StoreError> {
         if let crate::Backend::Sqlite(db) = &self.backend {
-            db.writer.lock().await.execute_batch(sql)?;
+            db.writer_alone().await?.conn.execute_batch(sql)?;
         }
         Ok(())
     }

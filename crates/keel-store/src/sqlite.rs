@@ -7,8 +7,119 @@ use crate::bind::{SqliteParam, sqlite_json};
 use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 use rusqlite::{Connection, OpenFlags};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Semaphore;
+
+/// At most this many transactions share one commit.
+const MAX_GROUP: usize = 128;
+
+/// A group of transactions committed together; its outcome, once known.
+#[derive(Default)]
+pub(crate) struct Group {
+    outcome: OnceLock<Result<(), String>>,
+}
+
+impl Group {
+    pub(crate) fn outcome(&self) -> Option<Result<(), StoreError>> {
+        self.outcome
+            .get()
+            .map(|r| r.clone().map_err(StoreError::Other))
+    }
+}
+
+/// The writer connection and the group open on it, if any.
+pub struct WriterConn {
+    pub(crate) conn: Connection,
+    group: Option<Arc<Group>>,
+    /// Transactions finished (released) inside the open group.
+    members: usize,
+    pub(crate) stats: WriteStats,
+}
+
+/// Counts since the store opened: how many transactions shared how many commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub transactions: u64,
+    pub commits: u64,
+}
+
+impl WriterConn {
+    /// Start a transaction: a savepoint in the open group, opening one if needed.
+    pub(crate) fn begin(&mut self) -> Result<Arc<Group>, StoreError> {
+        let group = match &self.group {
+            Some(g) => g.clone(),
+            None => {
+                self.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let g = Arc::new(Group::default());
+                self.group = Some(g.clone());
+                self.members = 0;
+                g
+            }
+        };
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT keel_tx") {
+            self.abandon_if_empty();
+            return Err(e.into());
+        }
+        Ok(group)
+    }
+
+    /// Finish a transaction's savepoint; `Ok(true)` when the caller should commit the
+    /// group now rather than leave it to the writers queued behind it.
+    pub(crate) fn release(&mut self, waiting: usize) -> Result<bool, StoreError> {
+        if let Err(e) = self.conn.execute_batch("RELEASE keel_tx") {
+            self.undo();
+            return Err(e.into());
+        }
+        self.members += 1;
+        self.stats.transactions += 1;
+        Ok(waiting == 0 || self.members >= MAX_GROUP)
+    }
+
+    /// Undo a transaction's savepoint, keeping the rest of its group.
+    pub(crate) fn undo(&mut self) {
+        let _ = self
+            .conn
+            .execute_batch("ROLLBACK TO keel_tx; RELEASE keel_tx");
+        if self.conn.is_autocommit() {
+            // SQLite rolled the whole group back (e.g. an I/O error).
+            self.settle(Err("the transaction group was rolled back".into()));
+        } else {
+            self.abandon_if_empty();
+        }
+    }
+
+    /// A group nobody has finished into holds the write lock for nothing: end it.
+    fn abandon_if_empty(&mut self) {
+        if self.members == 0 && self.group.is_some() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.settle(Ok(()));
+        }
+    }
+
+    /// Commit the open group (if any) and tell its members.
+    pub(crate) fn commit_group(&mut self) -> Result<(), StoreError> {
+        if self.group.is_none() {
+            return Ok(());
+        }
+        let result = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if result.is_ok() {
+            self.stats.commits += 1;
+        }
+        self.settle(result.clone());
+        result.map_err(StoreError::Other)
+    }
+
+    fn settle(&mut self, result: Result<(), String>) {
+        if let Some(g) = self.group.take() {
+            let _ = g.outcome.set(result);
+        }
+        self.members = 0;
+    }
+}
 
 /// Where the database lives.
 #[derive(Debug, Clone)]
@@ -19,7 +130,10 @@ pub enum Location {
 }
 
 pub struct SqliteDb {
-    pub(crate) writer: tokio::sync::Mutex<Connection>,
+    pub(crate) writer: tokio::sync::Mutex<WriterConn>,
+    /// Transactions waiting for the writer: while there are some, a finished one
+    /// leaves the group open for them to commit.
+    pub(crate) arrivals: AtomicUsize,
     readers: Mutex<Vec<Connection>>,
     available: Semaphore,
 }
@@ -66,10 +180,64 @@ impl SqliteDb {
             readers.push(r);
         }
         Ok(Self {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(WriterConn {
+                conn: writer,
+                group: None,
+                members: 0,
+                stats: WriteStats::default(),
+            }),
+            arrivals: AtomicUsize::new(0),
             readers: Mutex::new(readers),
             available: Semaphore::new(READERS),
         })
+    }
+
+    /// The writer, once the transactions ahead have begun; counted as waiting so
+    /// the one holding it leaves its group open for this one.
+    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, WriterConn> {
+        struct Arrival<'a>(&'a AtomicUsize);
+        impl Drop for Arrival<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.arrivals.fetch_add(1, Ordering::SeqCst);
+        let _arrival = Arrival(&self.arrivals);
+        self.writer.lock().await
+    }
+
+    /// The writer with no group open: for statements that must run outside a
+    /// transaction (PRAGMAs) or alone (DDL at start-up).
+    pub(crate) async fn writer_alone(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, WriterConn>, StoreError> {
+        let mut w = self.writer.lock().await;
+        w.commit_group()?;
+        Ok(w)
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.arrivals.load(Ordering::SeqCst)
+    }
+
+    /// Wait for `group` to be committed: by a later member, or by this task if the
+    /// members queued behind it went away. Runs as its own task so a caller that
+    /// stops waiting cannot leave the group uncommitted.
+    pub(crate) async fn settle(self: Arc<Self>, group: Arc<Group>) -> Result<(), StoreError> {
+        let task = tokio::spawn(async move {
+            let mut w = self.writer.lock().await;
+            match group.outcome() {
+                Some(done) => done,
+                None => {
+                    w.commit_group()?;
+                    group
+                        .outcome()
+                        .unwrap_or_else(|| Err(StoreError::Other("group not committed".into())))
+                }
+            }
+        });
+        task.await
+            .map_err(|e| StoreError::Other(format!("commit task failed: {e}")))?
     }
 
     /// Run `f` on a reader connection.
