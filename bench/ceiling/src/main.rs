@@ -255,6 +255,18 @@ impl Pg {
     }
 }
 
+/// The rule-filtered list as Keel runs it: one indexed page per operand of
+/// `visibility == "public" || author == auth.id`, then the page of their union. The
+/// one-query form (`WHERE visibility = 'public' OR author = ?`) makes SQLite 3.50
+/// merge both indexes and sort every public row: a few pages a second on 100k rows.
+fn rule_arms(user: &str) -> String {
+    let page = "ORDER BY created_at DESC, id DESC LIMIT 20";
+    format!(
+        "SELECT id FROM (SELECT id FROM posts WHERE visibility = 'public' {page}) AS a1 \
+         UNION ALL SELECT id FROM (SELECT id FROM posts WHERE author = {user} {page}) AS a2"
+    )
+}
+
 async fn connect_pg(url: &str, n: usize) -> Result<Pg, tokio_postgres::Error> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
@@ -280,7 +292,8 @@ async fn connect_pg(url: &str, n: usize) -> Result<Pg, tokio_postgres::Error> {
             .await?;
         let list_rule = client
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM posts WHERE visibility = 'public' OR author = $1 {order}"
+                "SELECT {COLUMNS} FROM posts WHERE id IN ({RULE_ARMS}) {order}",
+                RULE_ARMS = rule_arms("$1")
             ))
             .await?;
         let insert = client
@@ -378,7 +391,8 @@ async fn list_posts(
             (None, Some(u)) => sqlite_query(
                 path,
                 &format!(
-                    "SELECT {COLUMNS} FROM posts WHERE visibility = 'public' OR author = ?1 {order}"
+                    "SELECT {COLUMNS} FROM posts WHERE id IN ({RULE_ARMS}) {order}",
+                    RULE_ARMS = rule_arms("?1")
                 ),
                 &[u],
             ),

@@ -26,7 +26,7 @@ use axum::routing::{delete, get, post};
 use keel_core::Engine;
 use std::sync::Arc;
 
-pub use middleware::Limits;
+pub use middleware::{AccessLine, AccessLog, Limits};
 pub use problem::{PROBLEM_TYPES, Problem};
 
 /// What every handler can reach.

@@ -133,6 +133,60 @@ pub fn init(json: bool, filter: &str, buffered: bool) {
     };
 }
 
+/// `serve`'s access lines, formatted here and appended to the [`LogSink`]: one line,
+/// the same fields as the tracing formatter would give, at a fraction of its cost.
+#[derive(Debug)]
+pub struct AccessLines {
+    json: bool,
+}
+
+impl AccessLines {
+    /// `None` when the log sink is not installed (a command other than `serve`).
+    pub fn new(json: bool) -> Option<Self> {
+        SINK.get().map(|_| Self { json })
+    }
+}
+
+impl keel_http::AccessLog for AccessLines {
+    fn write(&self, l: &keel_http::AccessLine<'_>) {
+        use std::fmt::Write as _;
+        let Some(sink) = SINK.get() else { return };
+        let now = time::OffsetDateTime::now_utc();
+        let mut line = String::with_capacity(256);
+        let _ = write!(
+            line,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.microsecond()
+        );
+        let stamp = std::mem::take(&mut line);
+        if self.json {
+            let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+            let _ = writeln!(
+                line,
+                r#"{{"timestamp":"{stamp}","level":"INFO","message":"request","request_id":{},"method":{},"path":{},"status":{},"elapsed_ms":{:.3},"target":"keel::access"}}"#,
+                text(l.request_id),
+                text(l.method),
+                text(l.path),
+                l.status,
+                l.elapsed_ms
+            );
+        } else {
+            let _ = writeln!(
+                line,
+                "{stamp}  INFO request request_id={} method={} path={} status={} elapsed_ms={:.3}",
+                l.request_id, l.method, l.path, l.status, l.elapsed_ms
+            );
+        }
+        sink.append(line.as_bytes());
+    }
+}
+
 /// Write out buffered log lines; called before the process exits.
 pub fn flush() {
     if let Some(sink) = SINK.get() {

@@ -50,8 +50,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             let Some(model) = load(&args.spec.spec) else {
                 return ExitCode::FAILURE;
             };
-            crate::telemetry::init(json_logs(Some(&model)), &cli.log, true);
-            serve::run(args, model).await
+            let json = json_logs(Some(&model));
+            crate::telemetry::init(json, &cli.log, true);
+            serve::run(args, model, json).await
         }
     }
 }

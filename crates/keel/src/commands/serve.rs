@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
+/// `json_logs`: the format the log subscriber was set up with, for the access lines.
+pub async fn run(args: ServeArgs, model: Model, json_logs: bool) -> ExitCode {
     let started = Instant::now();
     // One rustls crypto provider for the whole process (aws-lc-rs), before any TLS.
     keel_auth::oauth::install_crypto_provider();
@@ -118,6 +119,8 @@ pub async fn run(args: ServeArgs, model: Model) -> ExitCode {
         engine,
         Some(auth),
         keel_http::Limits {
+            access_log: crate::telemetry::AccessLines::new(json_logs)
+                .map(|a| Arc::new(a) as Arc<dyn keel_http::AccessLog>),
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_body_bytes: args.max_body,
             hsts: tls.is_some(),

@@ -180,6 +180,27 @@ fn serve_answers_then_stops_gracefully_on_sigterm() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["level"].is_string(), "{l}");
     }
+    // The request got one access line with its id, method, path, status and time.
+    let access: Vec<serde_json::Value> = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["path"] == "/readyz")
+        .collect();
+    assert_eq!(access.len(), 1, "{rest:?}");
+    let line = &access[0];
+    assert_eq!(line["message"], "request", "{line}");
+    assert_eq!(line["method"], "GET", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert!(line["elapsed_ms"].as_f64().is_some(), "{line}");
+    let id = line["request_id"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 36, "a generated UUID request id: {line}");
+    let stamp = line["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{line}"
+    );
 }
 
 #[test]
