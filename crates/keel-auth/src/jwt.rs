@@ -115,13 +115,19 @@ pub fn verify(
     if claims.aud != aud {
         return Err(TokenError::Audience);
     }
-    if now > claims.exp + LEEWAY_SECS {
+    in_window(now, claims.nbf, claims.exp)?;
+    Ok(claims)
+}
+
+/// Whether `now` lies in a token's validity window (`nbf`..`exp`, with leeway).
+pub fn in_window(now: i64, nbf: i64, exp: i64) -> Result<(), TokenError> {
+    if now > exp + LEEWAY_SECS {
         return Err(TokenError::Expired);
     }
-    if now + LEEWAY_SECS < claims.nbf {
+    if now + LEEWAY_SECS < nbf {
         return Err(TokenError::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// The public half of a key as a JWK (RFC 8037, OKP / Ed25519).

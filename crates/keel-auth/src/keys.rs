@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 struct Key {
     kid: String,
     signing: SigningKey,
+    /// The public half, derived once: deriving it is a scalar multiplication, too
+    /// dear to repeat for every request that carries a token.
+    verifying: VerifyingKey,
 }
 
 /// The set of signing keys.
@@ -65,9 +68,11 @@ impl KeyRing {
                     .ok()?
                     .try_into()
                     .ok()?;
+                let signing = SigningKey::from_bytes(&seed);
                 Some(Key {
                     kid,
-                    signing: SigningKey::from_bytes(&seed),
+                    verifying: signing.verifying_key(),
+                    signing,
                 })
             })
             .collect();
@@ -124,7 +129,7 @@ impl KeyRing {
             .ok()?
             .iter()
             .find(|k| k.kid == kid)
-            .map(|k| k.signing.verifying_key())
+            .map(|k| k.verifying)
     }
 
     /// Whether an unknown `kid` may trigger a reload (at most once every 10 s).
@@ -142,7 +147,7 @@ impl KeyRing {
             .read()
             .map(|k| {
                 k.iter()
-                    .map(|k| crate::jwt::jwk(&k.kid, &k.signing.verifying_key()))
+                    .map(|k| crate::jwt::jwk(&k.kid, &k.verifying))
                     .collect()
             })
             .unwrap_or_default();

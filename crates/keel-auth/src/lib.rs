@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod oauth_idtoken;
 pub mod password;
 pub mod refresh;
+pub mod verified;
 
 use keel_core::{CoreError, Engine, FieldError, Principal};
 use keel_spec::{Model, Storage};
@@ -98,6 +99,8 @@ pub struct AuthService {
     access_ttl: u64,
     refresh_ttl: u64,
     policy: PasswordPolicy,
+    /// Access tokens verified before: one signature check per token, not per request.
+    verified: verified::VerifiedTokens,
 }
 
 impl AuthService {
@@ -114,6 +117,7 @@ impl AuthService {
             policy,
             keys,
             engine,
+            verified: Default::default(),
         })
     }
 
@@ -133,6 +137,9 @@ impl AuthService {
     /// The principal a bearer token stands for.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(known) = self.verified.get(token, now) {
+            return known;
+        }
         let verify = |keys: &KeyRing| {
             jwt::verify(
                 token,
@@ -151,12 +158,15 @@ impl AuthService {
             other => other?,
         };
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Malformed)?;
-        Ok(Principal {
+        let principal = Principal {
             id: Some(id),
             email: claims.email,
             roles: expand_roles(self.model(), &claims.roles),
             system: false,
-        })
+        };
+        self.verified
+            .insert(token, &principal, claims.nbf, claims.exp);
+        Ok(principal)
     }
 
     fn check_password(&self, password: &str) -> Result<(), AuthError> {
