@@ -61,6 +61,10 @@ pub struct Engine {
     patterns: HashMap<(String, String), regex_lite::Regex>,
     /// Keys for `encrypted` fields; required when the model has any.
     cipher: Option<crate::crypto::FieldCipher>,
+    /// Get-by-id statements already built (see `statements`).
+    by_id: crate::statements::ByIdSelects,
+    /// List filters already parsed and checked.
+    filters: crate::statements::ParsedFilters,
 }
 
 impl Engine {
@@ -83,6 +87,8 @@ impl Engine {
             cursor: CursorKey::new(cursor_secret),
             patterns,
             cipher: None,
+            by_id: Default::default(),
+            filters: Default::default(),
         }
     }
 
@@ -226,7 +232,13 @@ impl Engine {
             conditions.push(keel_expr::to_sql(typed, &scope, dialect));
         }
         let rule = c.access.read.as_ref().filter(|_| !principal.system);
-        let arms = index_arms(c, rule.map(|r| &r.typed), filter.as_ref(), &scope, dialect);
+        let arms = index_arms(
+            c,
+            rule.map(|r| &r.typed),
+            filter.as_deref(),
+            &scope,
+            dialect,
+        );
         let total = if params.count {
             let mut q = Query::select();
             q.expr(Expr::cust("COUNT(*)")).from(Alias::new(&c.name));
@@ -358,20 +370,57 @@ impl Engine {
         if c.access.read.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Read, c));
         }
-        let dialect = self.dialect();
-        let scope = RowScope::new(&self.model, c, principal);
-        let (mut q, columns) = self.select(c);
-        q.and_where(col(&c.name, "id").eq(id_value(uuid, dialect)));
-        q.and_where(rule_predicate(c.access.read.as_ref(), &scope, dialect));
+        let select = self.select_by_id(c, principal, uuid);
         let rows = self
             .store
-            .query(&Stmt::build(&q, dialect), &storages(&columns))
+            .query(&select.stmt, &storages(&select.columns))
             .await?;
         let row = rows.into_iter().next().ok_or_else(not_found)?;
-        let mut records = vec![self.record(c, &columns, row)];
+        let mut records = vec![self.record(c, &select.columns, row)];
         self.expand(principal, c, &expand, &mut records).await?;
         let record = records.pop().unwrap_or_default();
         Ok(Json::Object(project(record, fields.as_deref())))
+    }
+
+    /// `SELECT <visible columns> FROM <collection> WHERE id = ? AND <read rule>` for
+    /// this principal, built once per collection and principal unless the rule reads
+    /// the clock.
+    fn select_by_id(&self, c: &Collection, principal: &Principal, id: uuid::Uuid) -> ByIdStmt {
+        let dialect = self.dialect();
+        let id = id_value(id, dialect);
+        let reusable = c
+            .access
+            .read
+            .as_ref()
+            .is_none_or(|r| !r.typed.reads_clock());
+        if reusable && let Some(built) = self.by_id.get(&c.name, principal) {
+            let mut stmt = built.stmt.clone();
+            stmt.values[0] = id;
+            return ByIdStmt {
+                stmt,
+                columns: ByIdColumns::Shared(built),
+            };
+        }
+        let scope = RowScope::new(&self.model, c, principal);
+        let (mut q, columns) = self.select(c);
+        q.and_where(col(&c.name, "id").eq(id.clone()));
+        q.and_where(rule_predicate(c.access.read.as_ref(), &scope, dialect));
+        let stmt = Stmt::build(&q, dialect);
+        if reusable && stmt.values.first() == Some(&id) {
+            let built = Arc::new(crate::statements::ByIdSelect {
+                stmt: stmt.clone(),
+                columns,
+            });
+            self.by_id.insert(&c.name, principal, built.clone());
+            return ByIdStmt {
+                stmt,
+                columns: ByIdColumns::Shared(built),
+            };
+        }
+        ByIdStmt {
+            stmt,
+            columns: ByIdColumns::Own(columns),
+        }
     }
 
     /// `SELECT <visible columns> FROM <collection>`, and those columns.
@@ -496,7 +545,22 @@ impl Engine {
         Ok(out)
     }
 
-    fn filter_typed(&self, c: &Collection, filter: &str) -> Result<keel_expr::Typed, CoreError> {
+    /// A list filter parsed and type-checked, from the cache when it was seen before
+    /// (only filters that pass are kept).
+    fn filter_typed(
+        &self,
+        c: &Collection,
+        filter: &str,
+    ) -> Result<Arc<keel_expr::Typed>, CoreError> {
+        if let Some(typed) = self.filters.get(&c.name, filter) {
+            return Ok(typed);
+        }
+        let typed = Arc::new(self.parse_filter(c, filter)?);
+        self.filters.insert(&c.name, filter, typed.clone());
+        Ok(typed)
+    }
+
+    fn parse_filter(&self, c: &Collection, filter: &str) -> Result<keel_expr::Typed, CoreError> {
         if let Some(at) = filter.find('\0') {
             return Err(CoreError::BadParam {
                 param: "filter",
@@ -1311,6 +1375,28 @@ fn project(mut record: Map<String, Json>, fields: Option<&[String]>) -> Map<Stri
                 out.insert("expand".into(), e);
             }
             out
+        }
+    }
+}
+
+/// A get-by-id statement, with its columns borrowed from the cache when it came
+/// from there.
+struct ByIdStmt {
+    stmt: Stmt,
+    columns: ByIdColumns,
+}
+
+enum ByIdColumns {
+    Shared(Arc<crate::statements::ByIdSelect>),
+    Own(Vec<(String, Storage)>),
+}
+
+impl std::ops::Deref for ByIdColumns {
+    type Target = [(String, Storage)];
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Shared(s) => &s.columns,
+            Self::Own(c) => c,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod principal;
 pub mod ratelimit;
 pub mod sql;
+mod statements;
 pub mod values;
 
 pub use engine::{Created, DEFAULT_LIMIT, Engine, ListParams, MAX_LIMIT, Page};

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub id: Option<Uuid>,
     pub email: Option<String>,

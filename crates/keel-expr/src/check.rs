@@ -74,6 +74,19 @@ pub(crate) enum NodeKind {
 }
 
 impl Typed {
+    /// Whether the expression reads the clock (`now()`): its SQL then changes with
+    /// every request, so it cannot be built once and reused.
+    pub fn reads_clock(&self) -> bool {
+        let mut stack = vec![&self.root];
+        while let Some(node) = stack.pop() {
+            if matches!(node.kind, NodeKind::Now) {
+                return true;
+            }
+            stack.extend(node.children());
+        }
+        false
+    }
+
     /// Every distinct path the expression reads, in order of first appearance; used for
     /// lints (e.g. "filtering on an unindexed field") and to know what to load.
     pub fn paths(&self) -> Vec<Vec<String>> {

@@ -212,6 +212,14 @@ fn reports_every_error() {
 }
 
 #[test]
+fn reads_clock_finds_now_anywhere() {
+    assert!(typed("now() > '2024-01-01T00:00:00Z'").reads_clock());
+    assert!(typed(r#"author == auth.id || !(created_at < now())"#).reads_clock());
+    assert!(!typed(r#"author == auth.id || visibility == "public""#).reads_clock());
+    assert!(!typed("has_role('admin') && len(tags) > 1").reads_clock());
+}
+
+#[test]
 fn paths_and_constants() {
     let t = typed(
         r#"author == auth.id || (visibility == "public" && author == auth.id) || len(tags) > 1"#,

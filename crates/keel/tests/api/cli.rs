@@ -197,8 +197,7 @@ fn serve_answers_then_stops_gracefully_on_sigterm() {
     assert_eq!(id.len(), 36, "a generated UUID request id: {line}");
     let stamp = line["timestamp"].as_str().unwrap_or_default();
     assert!(
-        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
-            .is_ok(),
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).is_ok(),
         "{line}"
     );
 }
