@@ -161,7 +161,7 @@ fn open_sqlite(path: &str) -> rusqlite::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
+         PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -16000;
          PRAGMA temp_store = MEMORY;",
