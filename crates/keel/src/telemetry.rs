@@ -166,15 +166,18 @@ impl keel_http::AccessLog for AccessLines {
         );
         let stamp = std::mem::take(&mut line);
         if self.json {
-            let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+            line.push_str(r#"{"timestamp":""#);
+            line.push_str(&stamp);
+            line.push_str(r#"","level":"INFO","message":"request","request_id":"#);
+            push_json_str(&mut line, l.request_id);
+            line.push_str(r#","method":"#);
+            push_json_str(&mut line, l.method);
+            line.push_str(r#","path":"#);
+            push_json_str(&mut line, l.path);
             let _ = writeln!(
                 line,
-                r#"{{"timestamp":"{stamp}","level":"INFO","message":"request","request_id":{},"method":{},"path":{},"status":{},"elapsed_ms":{:.3},"target":"keel::access"}}"#,
-                text(l.request_id),
-                text(l.method),
-                text(l.path),
-                l.status,
-                l.elapsed_ms
+                r#","status":{},"elapsed_ms":{:.3},"target":"keel::access"}}"#,
+                l.status, l.elapsed_ms
             );
         } else {
             let _ = writeln!(
@@ -187,9 +190,50 @@ impl keel_http::AccessLog for AccessLines {
     }
 }
 
+/// `s` as a JSON string literal, escaped in place (no intermediate allocation).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Write out buffered log lines; called before the process exits.
 pub fn flush() {
     if let Some(sink) = SINK.get() {
         sink.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_json_str;
+
+    #[test]
+    fn json_strings_round_trip_through_a_parser() {
+        for s in [
+            "/v1/posts",
+            "a\"b\\c",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}ctl",
+            "ünï €",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            let back: String = serde_json::from_str(&out).expect(&out);
+            assert_eq!(back, s, "{out}");
+        }
     }
 }
