@@ -274,7 +274,15 @@ impl Engine {
                 } else {
                     (Order::Asc, NullOrdering::First)
                 };
-                q.order_by_with_nulls((Alias::new(&c.name), Alias::new(field)), order, nulls);
+                let column = (Alias::new(&c.name), Alias::new(field));
+                // A column that cannot hold NULL is ordered without a NULLS clause:
+                // PostgreSQL's indexes sort NULLs the other way round (first when
+                // descending), and an explicit clause kept it from walking them.
+                if not_null(c, field) {
+                    q.order_by(column, order);
+                } else {
+                    q.order_by_with_nulls(column, order, nulls);
+                }
             }
             q.limit(u64::from(limit) + 1);
         };
@@ -637,6 +645,7 @@ impl Engine {
                         (false, true) => column.is_not_null(),
                         (false, false) => column.gt(bound()),
                         (true, true) => Expr::cust("1 = 0"),
+                        (true, false) if not_null(c, name) => column.lt(bound()),
                         (true, false) => column.clone().lt(bound()).or(column.is_null()),
                     }
                 };
@@ -1356,6 +1365,11 @@ fn reject_unknown(
             Some(_) => {}
         }
     }
+}
+
+/// Whether the column of `field` is `NOT NULL`.
+fn not_null(c: &Collection, field: &str) -> bool {
+    c.field(field).is_some_and(Field::not_null)
 }
 
 fn storages(columns: &[(String, Storage)]) -> Vec<Storage> {

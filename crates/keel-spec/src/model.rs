@@ -339,6 +339,11 @@ impl FieldType {
 }
 
 impl Field {
+    /// Whether its column is `NOT NULL`: system fields and required ones.
+    pub fn not_null(&self) -> bool {
+        self.system || self.required
+    }
+
     /// How the column is stored: encrypted fields hold ciphertext text.
     pub fn storage(&self) -> Storage {
         if self.encrypted {

@@ -68,7 +68,7 @@ pub fn table(c: &Collection) -> TableDef {
         columns.push(ColumnDef {
             name: f.name.clone(),
             storage: f.storage(),
-            not_null: f.system || f.required,
+            not_null: f.not_null(),
             primary_key: f.name == "id",
         });
         if let FieldType::Ref { to, on_delete, .. } = &f.ty {
