@@ -18,6 +18,8 @@ const MAX_GROUP: usize = 128;
 #[derive(Default)]
 pub(crate) struct Group {
     outcome: OnceLock<Result<(), String>>,
+    /// Woken when the outcome is set, so members wait without taking the writer.
+    settled: tokio::sync::Notify,
 }
 
 impl Group {
@@ -102,7 +104,13 @@ impl WriterConn {
         if self.group.is_none() {
             return Ok(());
         }
-        let result = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        // The commit waits for an fsync: on a multi-threaded runtime, let the other
+        // tasks of this worker move elsewhere meanwhile instead of stalling behind it.
+        let commit = || self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let result = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(commit),
+            _ => commit(),
+        };
         if result.is_err() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -116,6 +124,7 @@ impl WriterConn {
     fn settle(&mut self, result: Result<(), String>) {
         if let Some(g) = self.group.take() {
             let _ = g.outcome.set(result);
+            g.settled.notify_waiters();
         }
         self.members = 0;
     }
@@ -243,15 +252,25 @@ impl SqliteDb {
     /// stops waiting cannot leave the group uncommitted.
     pub(crate) async fn settle(self: Arc<Self>, group: Arc<Group>) -> Result<(), StoreError> {
         let task = tokio::spawn(async move {
-            let mut w = self.writer.lock().await;
-            match group.outcome() {
-                Some(done) => done,
-                None => {
-                    w.commit_group()?;
-                    group
-                        .outcome()
-                        .unwrap_or_else(|| Err(StoreError::Other("group not committed".into())))
-                }
+            let unknown = || Err(StoreError::Other("group not committed".into()));
+            let settled = group.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if let Some(done) = group.outcome() {
+                return done;
+            }
+            // Usually a later member commits the group and the notice comes first; the
+            // writer is taken (behind everyone queued) only if they all went away.
+            tokio::select! {
+                biased;
+                () = &mut settled => group.outcome().unwrap_or_else(unknown),
+                mut w = self.writer.lock() => match group.outcome() {
+                    Some(done) => done,
+                    None => {
+                        w.commit_group()?;
+                        group.outcome().unwrap_or_else(unknown)
+                    }
+                },
             }
         });
         task.await
