@@ -8,11 +8,6 @@ mod telemetry;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc: per-thread free lists instead of glibc's arenas. The profile of a
-/// get-by-id spent a tenth of its time in glibc malloc/free, and glibc's per-thread
-/// arenas grew the resident set under many connections.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
