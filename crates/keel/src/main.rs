@@ -8,7 +8,6 @@ mod telemetry;
 use clap::Parser;
 use std::process::ExitCode;
 
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
