@@ -406,7 +406,7 @@ impl Engine {
             stmt.values[0] = id;
             return ByIdStmt {
                 stmt,
-                columns: ByIdColumns::Shared(built),
+                columns: built.columns.clone(),
             };
         }
         let scope = RowScope::new(&self.model, c, principal);
@@ -414,21 +414,15 @@ impl Engine {
         q.and_where(col(&c.name, "id").eq(id.clone()));
         q.and_where(rule_predicate(c.access.read.as_ref(), &scope, dialect));
         let stmt = Stmt::build(&q, dialect);
+        let columns: Arc<[(String, Storage)]> = columns.into();
         if reusable && stmt.values.first() == Some(&id) {
-            let built = Arc::new(crate::statements::ByIdSelect {
+            let built = crate::statements::ByIdSelect {
                 stmt: stmt.clone(),
-                columns,
-            });
-            self.by_id.insert(&c.name, principal, built.clone());
-            return ByIdStmt {
-                stmt,
-                columns: ByIdColumns::Shared(built),
+                columns: columns.clone(),
             };
+            self.by_id.insert(&c.name, principal, Arc::new(built));
         }
-        ByIdStmt {
-            stmt,
-            columns: ByIdColumns::Own(columns),
-        }
+        ByIdStmt { stmt, columns }
     }
 
     /// `SELECT <visible columns> FROM <collection>`, and those columns.
@@ -1393,26 +1387,10 @@ fn project(mut record: Map<String, Json>, fields: Option<&[String]>) -> Map<Stri
     }
 }
 
-/// A get-by-id statement, with its columns borrowed from the cache when it came
-/// from there.
+/// A get-by-id statement and its columns (shared with the cache entry it came from).
 struct ByIdStmt {
     stmt: Stmt,
-    columns: ByIdColumns,
-}
-
-enum ByIdColumns {
-    Shared(Arc<crate::statements::ByIdSelect>),
-    Own(Vec<(String, Storage)>),
-}
-
-impl std::ops::Deref for ByIdColumns {
-    type Target = [(String, Storage)];
-    fn deref(&self) -> &Self::Target {
-        match self {
-            Self::Shared(s) => &s.columns,
-            Self::Own(c) => c,
-        }
-    }
+    columns: Arc<[(String, Storage)]>,
 }
 
 fn id_value(id: uuid::Uuid, dialect: Dialect) -> sea_query::Value {

@@ -17,7 +17,7 @@ const CAPACITY: usize = 4096;
 pub struct ByIdSelect {
     /// The statement as built for some id; `values[0]` is that id, to be replaced.
     pub stmt: Stmt,
-    pub columns: Vec<(String, Storage)>,
+    pub columns: Arc<[(String, Storage)]>,
 }
 
 /// Get-by-id statements by collection, then principal (two levels, so a lookup
