@@ -103,8 +103,14 @@ impl Store {
         let ddl = system::ddl(self.dialect());
         match &self.backend {
             Backend::Sqlite(db) => {
-                let w = db.writer_alone().await?;
-                w.conn.execute_batch(&ddl)?;
+                // One write transaction, begun IMMEDIATE so it waits (busy handler)
+                // for the write lock of a store starting at the same time.
+                let mut w = db.writer_alone().await?;
+                let tx = w
+                    .conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.execute_batch(&ddl)?;
+                tx.commit()?;
             }
             Backend::Postgres(pool) => {
                 let client = pool.get().await?;

@@ -154,6 +154,9 @@ fn readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) + 1
 }
 
+/// How long a statement waits for another connection's lock (any process's).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn open(loc: &Location) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -165,13 +168,26 @@ fn open(loc: &Location) -> Result<Connection, StoreError> {
             Connection::open_with_flags(format!("file:{name}?mode=memory&cache=shared"), flags)?
         }
     };
+    // The busy handler comes first, before any statement touches the file.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Switching a fresh file to WAL writes its header under a read lock it already
+    // holds; SQLite then answers SQLITE_BUSY at once, without calling the busy
+    // handler, when another connection (another process starting) got there first.
+    // So the switch is retried here, for as long as the busy handler would wait.
+    let mode = retry_busy(|| {
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+    })?;
+    if matches!(loc, Location::File(_)) && !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            mode,
+            "SQLite kept its journal mode instead of WAL: readers will wait for writers"
+        );
+    }
     // synchronous = FULL: a commit is on disk (the WAL fsynced) before anyone is told
     // it happened, so an acknowledged write survives a power cut, not only a crash of
     // Keel. Group commit pays that fsync once per group of writers, not per write.
     conn.execute_batch(
-        "PRAGMA busy_timeout = 5000;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+        "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
@@ -298,6 +314,26 @@ impl SqliteDb {
             pool.push(conn);
         }
         result
+    }
+}
+
+/// Run `f` again while SQLite answers busy (a lock held by another connection), for
+/// up to [`BUSY_TIMEOUT`]: for the statements during which SQLite does not call the
+/// busy handler itself.
+pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
