@@ -25,6 +25,9 @@ pub enum StoreError {
     Pool(String),
     #[error("could not decode column `{column}`: {message}")]
     Decode { column: String, message: String },
+    /// Code run on a connection panicked; the connection was kept (or replaced).
+    #[error("a database call panicked: {0}")]
+    Panicked(String),
     #[error("{0}")]
     Other(String),
 }

@@ -143,8 +143,12 @@ pub struct SqliteDb {
     /// Transactions waiting for the writer: while there are some, a finished one
     /// leaves the group open for them to commit.
     pub(crate) arrivals: AtomicUsize,
+    /// Idle readers. Invariant: the semaphore's permits never outnumber them, so
+    /// a permit always finds a connection here.
     readers: Mutex<Vec<Connection>>,
     available: Semaphore,
+    /// Where a reader lost to a panic is opened again.
+    location: Location,
 }
 
 /// Reader connections: statements run inline on the runtime's workers, so one per
@@ -232,6 +236,7 @@ impl SqliteDb {
             arrivals: AtomicUsize::new(0),
             readers: Mutex::new(readers),
             available: Semaphore::new(n),
+            location: loc.clone(),
         })
     }
 
@@ -293,28 +298,81 @@ impl SqliteDb {
             .map_err(|e| StoreError::Other(format!("commit task failed: {e}")))?
     }
 
-    /// Run `f` on a reader connection.
+    /// Run `f` on a reader connection. A panic in `f` comes back as
+    /// [`StoreError::Panicked`]; the connection returns to the pool (or a fresh one
+    /// takes its place), so the pool keeps its size.
     pub async fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _permit = self
+        let permit = self
             .available
             .acquire()
             .await
             .map_err(|_| StoreError::Other("store closed".into()))?;
         let conn = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Other("reader pool poisoned".into()))?
+            .idle()
             .pop()
             .ok_or_else(|| StoreError::Other("no reader available".into()))?;
-        let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push(conn);
+        // Nothing between the pop and the push awaits, so only a panic can keep the
+        // connection from coming back.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn))) {
+            Ok(result) => {
+                self.idle().push(conn);
+                result
+            }
+            Err(panic) => {
+                match self.recover(conn) {
+                    Some(conn) => self.idle().push(conn),
+                    // No connection to give back: the permit goes with it.
+                    None => permit.forget(),
+                }
+                Err(StoreError::Panicked(panic_message(panic.as_ref())))
+            }
         }
-        result
     }
+
+    /// The idle readers. The lock is never held while a caller's code runs, so a
+    /// poisoned lock (impossible today) would still guard a consistent list.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A reader whose closure panicked, fit to use again. Its statements were reset
+    /// as they unwound; a transaction it left open is rolled back; failing that, a
+    /// fresh connection replaces it.
+    fn recover(&self, conn: Connection) -> Option<Connection> {
+        if conn.is_autocommit() {
+            return Some(conn);
+        }
+        if conn.execute_batch("ROLLBACK").is_ok() && conn.is_autocommit() {
+            return Some(conn);
+        }
+        drop(conn);
+        match open(&self.location) {
+            Ok(fresh) => Some(fresh),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot replace a SQLite reader lost to a panic");
+                None
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn idle_readers(&self) -> (usize, usize) {
+        (self.idle().len(), self.available.available_permits())
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Run `f` again while SQLite answers busy (a lock held by another connection), for
@@ -358,4 +416,97 @@ pub fn execute(conn: &Connection, stmt: &Stmt) -> Result<u64, StoreError> {
     let mut prepared = conn.prepare_cached(&stmt.sql)?;
     let params: Vec<SqliteParam<'_>> = stmt.values.iter().map(SqliteParam).collect();
     Ok(prepared.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn memory() -> SqliteDb {
+        SqliteDb::open(&Location::Memory(format!(
+            "keel-test-{}",
+            uuid::Uuid::now_v7().simple()
+        )))
+        .unwrap()
+    }
+
+    fn count(conn: &Connection) -> Result<i64, StoreError> {
+        Ok(conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reader_closure_keeps_the_pool_whole() {
+        let db = memory();
+        let n = readers();
+        assert_eq!(db.idle_readers(), (n, n));
+        // More panics than readers: a lost connection would empty the pool.
+        for i in 0..2 * n {
+            let err = db
+                .read(|_| -> Result<(), StoreError> { panic!("closure {i} broke") })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Panicked(m) if m == &format!("closure {i} broke")),
+                "{err:?}"
+            );
+            assert_eq!(db.idle_readers(), (n, n));
+        }
+        // Every reader still answers, all at once.
+        let all = read_all_at_once(&db, n).await;
+        assert!(all.iter().all(|r| *r == Ok(0)), "{all:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reader_left_inside_a_transaction_comes_back_out_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&Location::File(dir.path().join("r.db"))).unwrap();
+        let n = readers();
+        for _ in 0..n {
+            let err = db
+                .read(|c| -> Result<(), StoreError> {
+                    c.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")?;
+                    panic!("inside a transaction")
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Panicked(_)), "{err:?}");
+        }
+        assert_eq!(db.idle_readers(), (n, n));
+        for _ in 0..n {
+            assert!(db.read(|c| Ok(c.is_autocommit())).await.unwrap());
+        }
+        // An open read transaction would pin the WAL; the writer checkpoints freely.
+        let w = db.writer_alone().await.unwrap();
+        w.conn.execute_batch("CREATE TABLE t (x)").unwrap();
+        let (busy, _, _): (i64, i64, i64) = w
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(busy, 0);
+    }
+
+    /// `n` reads holding their connections at the same time.
+    async fn read_all_at_once(db: &SqliteDb, n: usize) -> Vec<Result<i64, String>> {
+        let barrier = std::sync::Barrier::new(n);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    s.spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap()
+                            .block_on(db.read(|c| {
+                                barrier.wait();
+                                count(c)
+                            }))
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
 }
