@@ -2,7 +2,7 @@
 //! keel.toml → a validated, resolved [`Model`]. Pure: no I/O beyond what the caller
 //! hands in (source text and an environment for `${VAR}`).
 //!
-//! Stages (see [`load`]): parse → read → resolve names → type rules.
+//! Stages (see [`load`]): parse → read → resolve names → type rules → derive.
 
 pub mod builtin;
 pub mod error;
