@@ -3,7 +3,8 @@
 //! the right driver and returns rows as JSON values. Writes go through a [`Tx`].
 //!
 //! - `schema`: the tables the model asks for (pure);
-//! - `migrate`: live schema → plan → applied in one transaction, with history;
+//! - `migrate`: live schema → plan → applied in one transaction, with history and
+//!   the schema fingerprint that readiness compares;
 //! - `system`: Keel's own tables (migrations, outbox, idempotency keys, meta);
 //! - `sqlite` / `postgres`: the two drivers; `bind`: values in and out.
 
@@ -17,7 +18,7 @@ pub mod system;
 
 pub use error::StoreError;
 pub use keel_expr::Dialect;
-pub use migrate::{Plan, Step};
+pub use migrate::{Plan, Readiness, SchemaFingerprint, Step};
 pub use postgres::redact;
 pub use sqlite::WriteStats;
 

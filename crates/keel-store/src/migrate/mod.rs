@@ -9,16 +9,20 @@
 //!
 //! - `plan`: live vs desired → steps (pure);
 //! - `ddl`: the SQL of each step, per dialect (pure);
-//! - `live`: the schema as the database has it now.
+//! - `live`: the schema as the database has it now;
+//! - `ready`: the fingerprint each migration records, and the cheap readiness check
+//!   that compares it.
 
 mod ddl;
 mod live;
 mod plan;
+mod ready;
 
 pub use ddl::create_table;
 pub use live::LiveTable;
 use live::{live_schema, managed_tables};
 pub use plan::plan;
+pub use ready::{Readiness, SchemaFingerprint};
 
 use crate::schema;
 use crate::{Dialect, Stmt, Store, StoreError, Tx};
@@ -129,8 +133,17 @@ impl Store {
         let live = live_schema(&mut tx).await?;
         let managed = managed_tables(&mut tx).await?;
         let plan = plan(&desired, &live, &managed, self.dialect());
+        let fingerprint = SchemaFingerprint::of_tables(&desired);
         if plan.is_empty() {
-            tx.rollback().await?;
+            // Nothing to change; the fingerprint may still be missing (a database
+            // migrated before they were recorded) or another model's with the same
+            // tables.
+            if ready::recorded(&mut tx).await?.as_deref() == Some(fingerprint.as_str()) {
+                tx.rollback().await?;
+            } else {
+                ready::record(&mut tx, &fingerprint).await?;
+                tx.commit().await?;
+            }
             return Ok(plan);
         }
         if plan.has_destructive() && !allow_destructive {
@@ -173,6 +186,7 @@ impl Store {
             vec![now, tables_json.into(), plan.script().into()],
         ))
         .await?;
+        ready::record(&mut tx, &fingerprint).await?;
         tx.commit().await?;
         Ok(plan)
     }
