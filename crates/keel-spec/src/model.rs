@@ -3,6 +3,7 @@
 
 use keel_expr::{Type, Typed};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Byte range in keel.toml, kept so later stages (lints, design) can point back at it.
 pub type SourceSpan = std::ops::Range<usize>;
@@ -36,7 +37,8 @@ pub struct App {
 }
 
 /// Deployment settings that may live in the spec; flags and `KEEL_*` variables override them.
-#[derive(Debug, Clone, Default)]
+/// `Debug` redacts the secret and the database password.
+#[derive(Clone, Default)]
 pub struct Server {
     pub addr: Option<String>,
     pub database: Option<String>,
@@ -70,7 +72,8 @@ pub struct Auth {
 
 /// `[auth.oauth.<name>]`: `google` and `github` are known; any other name is an
 /// OpenID Connect issuer found by discovery. Every endpoint may be overridden.
-#[derive(Debug, Clone, Default)]
+/// `Debug` redacts the client secret.
+#[derive(Clone, Default)]
 pub struct OAuthProvider {
     pub client_id: String,
     pub client_secret: String,
@@ -102,7 +105,8 @@ pub struct Limit {
     pub span: SourceSpan,
 }
 
-#[derive(Debug, Clone)]
+/// `[events.webhooks.<name>]`. `Debug` redacts the secret and any password in the URL.
+#[derive(Clone)]
 pub struct Webhook {
     pub name: String,
     pub url: String,
@@ -392,4 +396,148 @@ pub enum DefaultValue {
     AuthId,
     /// The current time (`"now()"`).
     Now,
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Whether a secret is set (`Some([redacted])`), never its value.
+fn redacted(secret: &Option<String>) -> Option<Redacted> {
+    secret.as_ref().map(|_| Redacted)
+}
+
+/// A URL whose credentials are redacted: `postgres://keel:[redacted]@db/keel`, or
+/// `https://[redacted]@host/` when the userinfo is a single token.
+struct UrlRedacted<'a>(&'a str);
+
+impl fmt::Debug for UrlRedacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return fmt::Debug::fmt(url, f);
+        };
+        // The userinfo ends at the last `@` before any query or fragment, so a
+        // password holding `/` or `@` is still covered (at worst, too much is hidden).
+        let before_query = rest.split(['?', '#']).next().unwrap_or_default();
+        let Some(at) = before_query.rfind('@') else {
+            return fmt::Debug::fmt(url, f);
+        };
+        let userinfo = match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:[redacted]"),
+            None => "[redacted]".to_string(),
+        };
+        fmt::Debug::fmt(&format!("{scheme}://{userinfo}@{}", &rest[at + 1..]), f)
+    }
+}
+
+// `Debug` by hand for the structs that hold secrets. Each destructures `self`, so a
+// field added later must be placed here, and so be decided secret or not.
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            addr,
+            database,
+            log_format,
+            secret,
+            cors_origins,
+            tls_cert,
+            tls_key,
+        } = self;
+        f.debug_struct("Server")
+            .field("addr", addr)
+            .field("database", &database.as_deref().map(UrlRedacted))
+            .field("log_format", log_format)
+            .field("secret", &redacted(secret))
+            .field("cors_origins", cors_origins)
+            .field("tls_cert", tls_cert)
+            .field("tls_key", tls_key)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            client_id,
+            client_secret: _,
+            issuer,
+            authorize_url,
+            token_url,
+            userinfo_url,
+            emails_url,
+            jwks_url,
+            scopes,
+            redirect_url,
+            span,
+        } = self;
+        f.debug_struct("OAuthProvider")
+            .field("client_id", client_id)
+            .field("client_secret", &Redacted)
+            .field("issuer", issuer)
+            .field("authorize_url", authorize_url)
+            .field("token_url", token_url)
+            .field("userinfo_url", userinfo_url)
+            .field("emails_url", emails_url)
+            .field("jwks_url", jwks_url)
+            .field("scopes", scopes)
+            .field("redirect_url", redirect_url)
+            .field("span", span)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            name,
+            url,
+            on,
+            secret,
+            span,
+        } = self;
+        f.debug_struct("Webhook")
+            .field("name", name)
+            .field("url", &UrlRedacted(url))
+            .field("on", on)
+            .field("secret", &redacted(secret))
+            .field("span", span)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UrlRedacted;
+
+    fn shown(url: &str) -> String {
+        format!("{:?}", UrlRedacted(url))
+    }
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(
+            shown("postgres://keel:pw@db:5432/keel"),
+            r#""postgres://keel:[redacted]@db:5432/keel""#
+        );
+        assert_eq!(
+            shown("postgres://keel:p/w@d@db/keel?x=a@b"),
+            r#""postgres://keel:[redacted]@db/keel?x=a@b""#
+        );
+        assert_eq!(
+            shown("https://token@host/hook"),
+            r#""https://[redacted]@host/hook""#
+        );
+        assert_eq!(
+            shown("https://host/hook?to=a@b"),
+            r#""https://host/hook?to=a@b""#
+        );
+        assert_eq!(shown("keel.db"), r#""keel.db""#);
+    }
 }
