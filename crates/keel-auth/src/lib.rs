@@ -377,7 +377,7 @@ impl AuthService {
     async fn user(&self, id: &str) -> Result<Json, AuthError> {
         Ok(self
             .engine
-            .get(&Principal::system(), "users", id, None, None)
+            .get(&Principal::system(), "users", id, &Default::default())
             .await?)
     }
 

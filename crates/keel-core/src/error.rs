@@ -58,3 +58,93 @@ pub enum CoreError {
     #[error("storage: {0}")]
     Store(#[from] StoreError),
 }
+
+/// The stable code of every failure any surface can answer with. REST maps it to a
+/// status and a problem `type` (`/docs/errors#<slug>`), GraphQL to `extensions.code`:
+/// one list, so a code cannot be misspelt on one surface and right on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MalformedRequest,
+    InvalidParameter,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Timeout,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Validation,
+    IdempotencyKeyReused,
+    RateLimited,
+    Internal,
+    BadGateway,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the public error table.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::MalformedRequest,
+        ErrorCode::InvalidParameter,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Timeout,
+        ErrorCode::Conflict,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Validation,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::BadGateway,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The slug clients match on: the fragment of the problem `type`, GraphQL's
+    /// `extensions.code`.
+    pub const fn slug(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedRequest => "malformed-request",
+            ErrorCode::InvalidParameter => "invalid-parameter",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::MethodNotAllowed => "method-not-allowed",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PreconditionFailed => "precondition-failed",
+            ErrorCode::PayloadTooLarge => "payload-too-large",
+            ErrorCode::UnsupportedMediaType => "unsupported-media-type",
+            ErrorCode::Validation => "validation",
+            ErrorCode::IdempotencyKeyReused => "idempotency-key-reused",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::BadGateway => "bad-gateway",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl CoreError {
+    /// The stable code of this error, for every surface.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::UnknownCollection(_) | CoreError::NotFound { .. } => ErrorCode::NotFound,
+            CoreError::Denied {
+                anonymous: true, ..
+            } => ErrorCode::Unauthorized,
+            CoreError::Denied { .. } => ErrorCode::Forbidden,
+            CoreError::BadParam { .. } => ErrorCode::InvalidParameter,
+            CoreError::Validation(_) => ErrorCode::Validation,
+            CoreError::Conflict { .. } => ErrorCode::Conflict,
+            CoreError::StaleVersion { .. } => ErrorCode::PreconditionFailed,
+            CoreError::IdempotencyMismatch => ErrorCode::IdempotencyKeyReused,
+            CoreError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}

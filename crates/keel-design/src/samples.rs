@@ -7,7 +7,7 @@
 //! engine, since sign-up is not a collection operation); the 401 samples run as the
 //! anonymous caller.
 
-use keel_core::{CoreError, Engine, ListParams, Principal};
+use keel_core::{CoreError, Engine, ListText, Principal};
 use keel_expr::Scope;
 use keel_http::Problem;
 use keel_spec::{Collection, DefaultValue, FieldType, Model, Operation, Rule};
@@ -519,11 +519,11 @@ impl Runner<'_> {
         // list
         let path = format!("{base}?limit=2");
         let x = self.signed("GET", &path, None, "");
-        let params = ListParams {
+        let params = ListText {
             limit: Some(2),
-            ..ListParams::default()
+            ..ListText::default()
         };
-        let success = match self.engine.list(&self.user, &c.name, params).await {
+        let success = match list_text(&self.engine, &self.user, &c.name, &params).await {
             Ok(page) => Exchange {
                 status: 200,
                 response_headers: vec![("content-type".into(), "application/json".into())],
@@ -540,19 +540,16 @@ impl Runner<'_> {
             None,
             "a filter on a field that does not exist",
         );
-        let params = ListParams {
+        let params = ListText {
             filter: Some("no_such_field == 1".into()),
-            ..ListParams::default()
+            ..ListText::default()
         };
-        if let Err(e) = self.engine.list(&self.user, &c.name, params).await {
+        if let Err(e) = list_text(&self.engine, &self.user, &c.name, &params).await {
             errors.push(failed(x, e));
         }
         if analysis_denies_anonymous(c, Operation::Read) {
             let x = exchange("GET", &base, None, "an anonymous caller");
-            match self
-                .engine
-                .list(&anon, &c.name, ListParams::default())
-                .await
+            match list_text(&self.engine, &anon, &c.name, &ListText::default()).await
             {
                 Err(e) => errors.push(failed(x, e)),
                 Ok(page) if page.items.is_empty() => errors.push(Exchange {
@@ -581,7 +578,7 @@ impl Runner<'_> {
 
         // get
         let x = self.signed("GET", &one, None, "");
-        let success = match self.engine.get(&self.user, &c.name, &id, None, None).await {
+        let success = match self.engine.get(&self.user, &c.name, &id, &Default::default()).await {
             Ok(record) => Exchange {
                 status: 200,
                 response_headers: vec![
@@ -604,7 +601,7 @@ impl Runner<'_> {
         let mut errors = Vec::new();
         if let Err(e) = self
             .engine
-            .get(&self.user, &c.name, &missing, None, None)
+            .get(&self.user, &c.name, &missing, &Default::default())
             .await
         {
             errors.push(failed(x, e));
@@ -625,7 +622,7 @@ impl Runner<'_> {
         x.request_headers.push(("if-match".into(), "\"1\"".into()));
         let success = match self
             .engine
-            .update(&self.user, &c.name, &id, &patch, Some(1))
+            .update(&self.user, &c.name, &id, &patch, Some(&[1]))
             .await
         {
             Ok(record) => Exchange {
@@ -649,7 +646,7 @@ impl Runner<'_> {
         x.request_headers.push(("if-match".into(), "\"1\"".into()));
         if let Err(e) = self
             .engine
-            .update(&self.user, &c.name, &id, &patch, Some(1))
+            .update(&self.user, &c.name, &id, &patch, Some(&[1]))
             .await
         {
             errors.push(failed(x, e));
@@ -935,4 +932,15 @@ impl Redactor {
         })
         .into_owned()
     }
+}
+
+/// A list from its text form, as REST runs it: typed first, then run.
+async fn list_text(
+    engine: &Engine,
+    principal: &Principal,
+    collection: &str,
+    text: &ListText,
+) -> Result<keel_core::Page, CoreError> {
+    let query = engine.list_query(collection, text)?;
+    engine.list(principal, collection, &query).await
 }

@@ -2,72 +2,31 @@
 
 use crate::AppState;
 use crate::extract::JsonBody;
+use crate::extract::PathParams;
 use crate::identity::Caller;
 use crate::problem::Problem;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keel_auth::{AuthError, AuthService};
+use keel_auth::AuthService;
+use keel_core::ErrorCode;
 use keel_core::FieldError;
 use serde_json::Value;
 use std::sync::Arc;
-
-impl From<AuthError> for Problem {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::AccountExists => Problem::new(
-                "conflict",
-                "an account with this email signs in with a password: sign in with it",
-            ),
-            AuthError::InvalidCredentials => {
-                Problem::new("unauthorized", "invalid email or password")
-            }
-            AuthError::InvalidRefreshToken => Problem::new(
-                "unauthorized",
-                "the refresh token is invalid, expired or revoked",
-            ),
-            AuthError::PasswordDisabled => {
-                Problem::new("forbidden", "password sign-in is disabled in keel.toml")
-            }
-            AuthError::Validation(errors) => {
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("`{}` {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Problem::new("validation", detail).with_errors(errors)
-            }
-            AuthError::UnknownRole(role) => {
-                Problem::new("validation", format!("unknown role `{role}`")).with_errors(vec![
-                    FieldError::new("role", "invalid_enum", "is not a role of keel.toml"),
-                ])
-            }
-            AuthError::Core(e) => e.into(),
-            AuthError::Store(e) => {
-                tracing::error!(error = %e, "storage error");
-                Problem::internal()
-            }
-            AuthError::Internal(e) => {
-                tracing::error!(error = %e, "auth error");
-                Problem::internal()
-            }
-        }
-    }
-}
 
 fn service(state: &AppState) -> Result<&Arc<AuthService>, Problem> {
     state
         .auth
         .as_ref()
-        .ok_or_else(|| Problem::new("not-found", "authentication is not enabled"))
+        .ok_or_else(|| Problem::new(ErrorCode::NotFound, "authentication is not enabled"))
 }
 
 /// A required string member of at most `max` characters (as the OpenAPI document says).
 fn string_field<'a>(body: &'a Value, name: &str, max: usize) -> Result<&'a str, Problem> {
     match body.get(name) {
         Some(Value::String(s)) if s.chars().count() > max => Err(Problem::new(
-            "validation",
+            ErrorCode::Validation,
             format!("`{name}` must be at most {max} characters"),
         )
         .with_errors(vec![FieldError::new(
@@ -77,11 +36,13 @@ fn string_field<'a>(body: &'a Value, name: &str, max: usize) -> Result<&'a str, 
         )])),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(
-            Problem::new("validation", format!("`{name}` must be a string"))
+            Problem::new(ErrorCode::Validation, format!("`{name}` must be a string"))
                 .with_errors(vec![FieldError::new(name, "type", "must be a string")]),
         ),
-        None => Err(Problem::new("validation", format!("`{name}` is required"))
-            .with_errors(vec![FieldError::new(name, "required", "is required")])),
+        None => Err(
+            Problem::new(ErrorCode::Validation, format!("`{name}` is required"))
+                .with_errors(vec![FieldError::new(name, "required", "is required")]),
+        ),
     }
 }
 
@@ -100,7 +61,7 @@ pub async fn login(
     let auth = service(&state)?;
     let email = string_field(&body, "email", 254)?;
     let password = string_field(&body, "password", 1024)?;
-    if let Err(res) = crate::limits::login_attempt(&state.limiter, email) {
+    if let Err(res) = crate::limits::login_attempt(&state.rate_limits, email).await {
         tracing::warn!(target: "audit", event = "login_throttled");
         return Ok(*res);
     }
@@ -157,9 +118,10 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response, Problem> {
 fn require_admin(p: &keel_core::Principal) -> Result<String, Problem> {
     match p.id {
         None => Err(crate::identity::invalid_token("sign in as an admin")),
-        Some(_) if !p.has_role(keel_auth::ADMIN_ROLE) => {
-            Err(Problem::new("forbidden", "only admins may change roles"))
-        }
+        Some(_) if !p.has_role(keel_auth::ADMIN_ROLE) => Err(Problem::new(
+            ErrorCode::Forbidden,
+            "only admins may change roles",
+        )),
         Some(id) => Ok(id.to_string()),
     }
 }
@@ -167,7 +129,7 @@ fn require_admin(p: &keel_core::Principal) -> Result<String, Problem> {
 pub async fn grant_role(
     State(state): State<AppState>,
     Caller(p): Caller,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let actor = require_admin(&p)?;
@@ -181,7 +143,7 @@ pub async fn grant_role(
 pub async fn revoke_role(
     State(state): State<AppState>,
     Caller(p): Caller,
-    Path((user_id, role)): Path<(String, String)>,
+    PathParams((user_id, role)): PathParams<(String, String)>,
 ) -> Result<Response, Problem> {
     let actor = require_admin(&p)?;
     let user = service(&state)?

@@ -1,7 +1,7 @@
 //! `/docs`: the OpenAPI document rendered by RapiDoc, bundled into the binary (no
 //! CDN), and `/docs/errors`: the table of problem types.
 
-use crate::problem::PROBLEM_TYPES;
+use crate::problem::problem_types;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -34,7 +34,7 @@ pub async fn rapidoc() -> Response {
 
 pub async fn errors() -> Response {
     let mut rows = String::new();
-    for t in PROBLEM_TYPES {
+    for t in problem_types() {
         rows.push_str(&format!(
             "<tr id=\"{slug}\"><td><code>/docs/errors#{slug}</code></td><td>{status}</td><td>{title}</td><td>{when}</td></tr>\n",
             slug = t.slug,

@@ -1,10 +1,11 @@
-//! Extractors whose rejections are problem+json: a JSON body (415, 413, 400), list
-//! parameters (400) and `If-Match` (400).
+//! Extractors whose rejections are problem+json: a JSON body (415, 413, 400), path
+//! parameters (400), list parameters (400) and `If-Match` (400).
 
 use crate::problem::Problem;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, header, request::Parts};
-use keel_core::ListParams;
+use keel_core::ErrorCode;
+use keel_core::ListText;
 
 /// A JSON request body, within the size limit.
 pub struct JsonBody(pub serde_json::Value);
@@ -29,7 +30,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .unwrap_or(false);
         if !is_json {
             return Err(Problem::new(
-                "unsupported-media-type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
@@ -41,14 +42,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .await
             .map_err(|_| {
                 Problem::new(
-                    "payload-too-large",
+                    ErrorCode::PayloadTooLarge,
                     format!("the body is larger than {limit} bytes"),
                 )
             })?;
         // serde_json refuses nesting deeper than 128: that is the depth limit.
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
+        let value = crate::json::from_slice_strict(&bytes).map_err(|e| {
             Problem::new(
-                "malformed-request",
+                ErrorCode::MalformedRequest,
                 format!("the body is not valid JSON: {e}"),
             )
         })?;
@@ -56,15 +57,36 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// The query string of a list.
-pub struct ListQuery(pub ListParams);
+/// Path parameters whose rejection (e.g. a segment that is not UTF-8 once
+/// percent-decoded) is problem+json like every other error.
+pub struct PathParams<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+impl<S: Send + Sync, T> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(t)) => Ok(PathParams(t)),
+            Err(e) => Err(Problem::new(
+                ErrorCode::MalformedRequest,
+                format!("the path is malformed: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// The query string of a list, as text (the core types it: `Engine::list_query`).
+pub struct ListQueryString(pub ListText);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListQueryString {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let pairs = parse_query(parts.uri.query())?;
-        let mut p = ListParams::default();
+        let mut p = ListText::default();
         for (k, v) in pairs {
             match k.as_str() {
                 "filter" => p.filter = Some(v),
@@ -90,7 +112,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                 _ => {}
             }
         }
-        Ok(ListQuery(p))
+        Ok(ListQueryString(p))
     }
 }
 
@@ -123,7 +145,7 @@ fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
     let Some(q) = q else { return Ok(Vec::new()) };
     if q.len() > 8192 {
         return Err(Problem::new(
-            "invalid-parameter",
+            ErrorCode::InvalidParameter,
             "the query string is longer than 8192 bytes",
         ));
     }
@@ -134,7 +156,7 @@ fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
             let s = s.replace('+', " ");
             percent_decode(&s).ok_or_else(|| {
                 Problem::new(
-                    "malformed-request",
+                    ErrorCode::MalformedRequest,
                     "the query string is not valid UTF-8 percent-encoding",
                 )
             })
@@ -169,23 +191,86 @@ fn invalid(param: &'static str, message: String) -> Problem {
     })
 }
 
-/// The version in `If-Match` (`"3"`, `W/"3"` or `3`); `*` matches any.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let s = v.to_str().map_err(|_| malformed_if_match())?.trim();
-    if s == "*" {
+/// `If-Match` (RFC 9110 §13.1.1) as the versions a conditional write accepts: `None`
+/// when absent or `*`, else the versions named by its strong entity-tags. A weak tag
+/// never matches (strong comparison), nor does a tag that is not a version, so a
+/// well-formed header can yield an empty list (always 412); only a malformed header
+/// is a 400.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<Vec<i64>>, Problem> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
         return Ok(None);
     }
-    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<i64>().map(Some).map_err(|_| malformed_if_match())
+    let mut versions = Vec::new();
+    for v in values {
+        let s = v.to_str().map_err(|_| malformed_if_match())?.trim();
+        if s == "*" {
+            return Ok(None);
+        }
+        for tag in entity_tags(s).ok_or_else(malformed_if_match)? {
+            if let EntityTag::Strong(opaque) = tag
+                && let Ok(n) = opaque.parse::<i64>()
+                && opaque.bytes().all(|b| b.is_ascii_digit())
+            {
+                versions.push(n);
+            }
+        }
+    }
+    Ok(Some(versions))
+}
+
+/// One entity-tag of a list: its opaque text, strong or weak.
+enum EntityTag<'a> {
+    Strong(&'a str),
+    Weak,
+}
+
+/// `1#entity-tag`, or `None` when the text is not one (RFC 9110 §8.8.3).
+fn entity_tags(s: &str) -> Option<Vec<EntityTag<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r; // empty list elements are allowed
+            continue;
+        }
+        if rest.is_empty() {
+            break;
+        }
+        let (weak, r) = match rest.strip_prefix("W/") {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let r = r.strip_prefix('"')?;
+        let end = r.find('"')?;
+        let opaque = &r[..end];
+        // etagc = %x21 / %x23-7E / obs-text
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        out.push(if weak {
+            EntityTag::Weak
+        } else {
+            EntityTag::Strong(opaque)
+        });
+        rest = r[end + 1..].trim_start_matches([' ', '\t']);
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r,
+            None if rest.is_empty() => break,
+            None => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn malformed_if_match() -> Problem {
     Problem::new(
-        "malformed-request",
-        "If-Match must be the record's ETag, e.g. \"3\"",
+        ErrorCode::MalformedRequest,
+        "If-Match must be `*` or a list of entity-tags, e.g. \"3\"",
     )
 }
 
@@ -201,7 +286,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
             Ok(Some(s.to_string()))
         }
         _ => Err(Problem::new(
-            "malformed-request",
+            ErrorCode::MalformedRequest,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }

@@ -5,6 +5,7 @@ use crate::problem::Problem;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use keel_core::ErrorCode;
 use serde_json::json;
 
 /// The process is up.
@@ -16,7 +17,7 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(e) = state.engine.store().ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
-        return Problem::new("unavailable", "the database is unreachable").into_response();
+        return Problem::new(ErrorCode::Unavailable, "the database is unreachable").into_response();
     }
     match state.engine.store().plan(state.engine.model()).await {
         Ok(plan) if plan.is_empty() => {
@@ -24,7 +25,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
         Ok(plan) => Problem::new(
-            "unavailable",
+            ErrorCode::Unavailable,
             format!(
                 "{} migration step(s) are pending; run `keel migrate`",
                 plan.steps.len()
@@ -33,7 +34,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: cannot read the schema");
-            Problem::new("unavailable", "the database schema cannot be read").into_response()
+            Problem::new(ErrorCode::Unavailable, "the database schema cannot be read")
+                .into_response()
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keel_core::ErrorCode;
 use keel_core::Principal;
 
 /// The caller, as the identity layer established it.
@@ -28,7 +29,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 pub fn invalid_token(detail: &str) -> Problem {
-    Problem::new("unauthorized", detail)
+    Problem::new(ErrorCode::Unauthorized, detail)
         .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
 }
 

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
@@ -23,11 +24,11 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use keel_core::Engine;
+use keel_core::{Engine, ErrorCode};
 use std::sync::Arc;
 
 pub use middleware::{AccessLine, AccessLog, Limits};
-pub use problem::{PROBLEM_TYPES, Problem};
+pub use problem::{Problem, ProblemType, problem_type, problem_types};
 
 /// What every handler can reach, behind one `Arc`: every middleware layer and
 /// handler clones the state, and cloning seven `Arc`s cost seven contended atomic
@@ -49,32 +50,55 @@ pub struct Shared {
     pub auth: Option<Arc<keel_auth::AuthService>>,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Arc<Vec<u8>>,
-    pub limits: Arc<limits::LimitConfig>,
-    pub limiter: Arc<keel_core::ratelimit::RateLimiter>,
+    pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
     pub metrics: Arc<metrics::Metrics>,
     /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
 }
 
+/// The services the app built and hands to the HTTP surface: nothing is built
+/// inside the router, so another surface (GraphQL, realtime) can share them.
+#[derive(Clone)]
+pub struct Services {
+    pub engine: Arc<Engine>,
+    /// Sign-up, login and tokens; `None` serves anonymous callers only.
+    pub auth: Option<Arc<keel_auth::AuthService>>,
+    /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
+    pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
+    /// Quotas and the store they count in (in-process or shared).
+    pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
+}
+
+impl Services {
+    /// The embedded defaults around an engine: in-process rate limits, no identity.
+    pub fn embedded(engine: Arc<Engine>) -> Self {
+        let policy = keel_core::ratelimit::LimitPolicy::from_model(engine.model());
+        Self {
+            engine,
+            auth: None,
+            oauth: None,
+            rate_limits: Arc::new(keel_core::ratelimit::RateLimits::new(
+                policy,
+                Arc::new(keel_core::ratelimit::RateLimiter::new()),
+            )),
+        }
+    }
+}
+
 /// The whole API as a router, ready to serve.
-pub fn router(
-    engine: Arc<Engine>,
-    auth: Option<Arc<keel_auth::AuthService>>,
-    limits: Limits,
-) -> Router {
+pub fn router(services: Services, limits: Limits) -> Router {
+    let Services {
+        engine,
+        auth,
+        oauth,
+        rate_limits,
+    } = services;
     let openapi = openapi::document(engine.model());
     let metrics = limits.metrics.clone();
     let cors = cors_layer(&engine.model().server.cors_origins);
     let state = AppState(Arc::new(Shared {
-        limits: Arc::new(limits::LimitConfig::from_model(engine.model())),
-        limiter: Arc::new(keel_core::ratelimit::RateLimiter::new()),
-        oauth: match keel_auth::oauth::OAuth::new(engine.model(), engine.store().clone()) {
-            Ok(o) => o.map(Arc::new),
-            Err(e) => {
-                tracing::error!(error = %e, "OAuth login is unavailable");
-                None
-            }
-        },
+        rate_limits,
+        oauth,
         engine,
         auth,
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
@@ -188,13 +212,16 @@ async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem::new("not-found", format!("no route for `{}`", uri.path()))
+    Problem::new(
+        ErrorCode::NotFound,
+        format!("no route for `{}`", uri.path()),
+    )
 }
 
 /// A 405 in problem+json; axum adds the `Allow` header listing the route's methods.
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
     Problem::new(
-        "method-not-allowed",
+        ErrorCode::MethodNotAllowed,
         format!("`{method}` is not allowed on `{}`", uri.path()),
     )
 }

@@ -1,113 +1,18 @@
-//! Rate limits from `[limits]`: a quota for anonymous callers (per IP), one for
-//! signed-in callers (per user), and per-route quotas (`"POST /v1/posts" = "10/min"`,
-//! counted per user or IP). Auth endpoints have strict quotas even when keel.toml is
-//! silent. Answers carry the IETF `RateLimit-Policy` and `RateLimit` headers; a refusal
-//! is a 429 problem with `Retry-After`.
+//! Rate limits on REST: the request is named as the core's [`LimitTarget`] (so
+//! GraphQL and realtime count against the same quotas) and checked by the app's
+//! [`RateLimits`]. Answers carry the IETF `RateLimit-Policy` and `RateLimit` headers;
+//! a refusal is a 429 problem with `Retry-After`.
 
 use crate::AppState;
 use crate::identity::Caller;
 use crate::problem::Problem;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keel_core::ratelimit::{Decision, Quota, RateLimiter};
-use keel_spec::Model;
+use keel_core::ErrorCode;
+use keel_core::ratelimit::{Decision, LimitTarget, Quota, RateLimits, Verdict};
 use std::net::SocketAddr;
-use std::time::Duration;
-
-/// Quotas for auth endpoints when keel.toml does not name them.
-pub const AUTH_DEFAULTS: &[(&str, u32, u64)] = &[
-    ("POST /v1/auth/login", 10, 60),
-    ("POST /v1/auth/signup", 20, 3600),
-    ("POST /v1/auth/refresh", 60, 60),
-    // Each start writes a row; both ends of an OAuth login are cheap to abuse.
-    ("GET /v1/auth/oauth/{provider}", 30, 60),
-    ("GET /v1/auth/oauth/{provider}/callback", 30, 60),
-];
-
-/// Failed or not, this many login attempts per account per 15 minutes.
-pub const LOGIN_PER_ACCOUNT: (u32, u64) = (10, 900);
-
-/// The limits of one deployment.
-#[derive(Debug, Clone, Default)]
-pub struct LimitConfig {
-    pub anonymous: Option<Quota>,
-    pub authenticated: Option<Quota>,
-    pub routes: Vec<(Method, Vec<String>, Quota)>,
-}
-
-fn quota(name: &str, requests: u32, secs: u64) -> Quota {
-    Quota {
-        name: name.to_string(),
-        requests,
-        period: Duration::from_secs(secs.max(1)),
-    }
-}
-
-impl LimitConfig {
-    pub fn from_model(model: &Model) -> Self {
-        let mut cfg = LimitConfig::default();
-        let mut keys: Vec<(String, u32, u64)> = model
-            .limits
-            .iter()
-            .map(|l| (l.key.clone(), l.requests, l.per_secs))
-            .collect();
-        for (k, r, s) in AUTH_DEFAULTS {
-            if !keys.iter().any(|(key, _, _)| key == k) {
-                keys.push((k.to_string(), *r, *s));
-            }
-        }
-        for (key, requests, secs) in keys {
-            match key.as_str() {
-                "anonymous" => cfg.anonymous = Some(quota("anonymous", requests, secs)),
-                "authenticated" => cfg.authenticated = Some(quota("authenticated", requests, secs)),
-                route => {
-                    let Some((m, path)) = route.split_once(' ') else {
-                        continue;
-                    };
-                    let Ok(method) = Method::from_bytes(m.as_bytes()) else {
-                        continue;
-                    };
-                    let segments = path
-                        .trim_matches('/')
-                        .split('/')
-                        .map(str::to_string)
-                        .collect();
-                    let name = route.replace([' ', '/'], "_").to_lowercase();
-                    cfg.routes.push((
-                        method,
-                        segments,
-                        quota(name.trim_matches('_'), requests, secs),
-                    ));
-                }
-            }
-        }
-        cfg
-    }
-
-    fn route_quotas<'a>(
-        &'a self,
-        method: &Method,
-        path: &str,
-    ) -> impl Iterator<Item = &'a Quota> + 'a {
-        let segs: Vec<String> = path
-            .trim_matches('/')
-            .split('/')
-            .map(str::to_string)
-            .collect();
-        let method = method.clone();
-        self.routes.iter().filter_map(move |(m, pattern, q)| {
-            let matches = *m == method
-                && pattern.len() == segs.len()
-                && pattern
-                    .iter()
-                    .zip(&segs)
-                    .all(|(p, s)| p == s || (p.starts_with('{') && p.ends_with('}')));
-            matches.then_some(q)
-        })
-    }
-}
 
 /// The client's address, for anonymous callers.
 pub fn client_ip(req: &Request) -> String {
@@ -140,7 +45,7 @@ fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
 pub fn refused(quota: &Quota, d: &Decision) -> Response {
     let retry = d.reset.as_secs_f64().ceil().max(1.0) as u64;
     let mut res = Problem::new(
-        "rate-limited",
+        ErrorCode::RateLimited,
         format!("too many requests; retry in {retry} s"),
     )
     .with_header(axum::http::header::RETRY_AFTER, &retry.to_string())
@@ -155,50 +60,28 @@ pub async fn rate_limit_layer(State(state): State<AppState>, req: Request, next:
     if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(req).await;
     }
-    let principal = req.extensions().get::<Caller>().map(|c| c.0.clone());
-    let who = match principal.as_ref().and_then(|p| p.id) {
-        Some(id) => format!("user:{id}"),
-        None => format!("ip:{}", client_ip(&req)),
-    };
-    let cfg = &state.limits;
-    let global = match principal.as_ref().and_then(|p| p.id) {
-        Some(_) => cfg.authenticated.as_ref(),
-        None => cfg.anonymous.as_ref(),
-    };
-    let mut tightest: Option<(&Quota, Decision)> = None;
-    for q in global
-        .into_iter()
-        .chain(cfg.route_quotas(req.method(), req.uri().path()))
-    {
-        let d = state.limiter.check(q, &format!("{}|{who}", q.name));
-        if !d.allowed {
-            return refused(q, &d);
-        }
-        if tightest
-            .as_ref()
-            .is_none_or(|(_, t)| d.remaining < t.remaining)
-        {
-            tightest = Some((q, d));
+    let user = req.extensions().get::<Caller>().and_then(|c| c.0.id);
+    let target = LimitTarget::from_rest(req.method().as_str(), req.uri().path());
+    let verdict = state
+        .rate_limits
+        .check(user, &client_ip(&req), &target)
+        .await;
+    match verdict {
+        Verdict::Refused(q, d) => refused(&q, &d),
+        Verdict::Allowed(tightest) => {
+            let mut res = next.run(req).await;
+            if let Some((q, d)) = tightest {
+                headers(&mut res, &q, &d);
+            }
+            res
         }
     }
-    let mut res = next.run(req).await;
-    if let Some((q, d)) = tightest {
-        headers(&mut res, q, &d);
-    }
-    res
 }
 
 /// Count a login attempt for an account; `Err` is the 429 to answer.
-pub fn login_attempt(limiter: &RateLimiter, email: &str) -> Result<(), Box<Response>> {
-    let q = quota(
-        "login_per_account",
-        LOGIN_PER_ACCOUNT.0,
-        LOGIN_PER_ACCOUNT.1,
-    );
-    let d = limiter.check(&q, &format!("login|{}", email.trim().to_lowercase()));
-    if d.allowed {
-        Ok(())
-    } else {
-        Err(Box::new(refused(&q, &d)))
+pub async fn login_attempt(limits: &RateLimits, email: &str) -> Result<(), Box<Response>> {
+    match limits.login_attempt(email).await {
+        Verdict::Allowed(_) => Ok(()),
+        Verdict::Refused(q, d) => Err(Box::new(refused(&q, &d))),
     }
 }

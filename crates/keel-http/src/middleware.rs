@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keel_core::ErrorCode;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -88,7 +89,7 @@ pub async fn request_layer(State(limits): State<Limits>, mut req: Request, next:
         match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
             Ok(res) => res,
             Err(_) => Problem::new(
-                "timeout",
+                ErrorCode::Timeout,
                 format!(
                     "the request took longer than {} s",
                     limits.request_timeout.as_secs()

@@ -3,53 +3,23 @@
 //! in the fragment of the allowed `redirect_to` the login was started with).
 
 use crate::AppState;
+use crate::extract::PathParams;
 use crate::problem::Problem;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_auth::oauth::{BINDING_COOKIE, CallbackParams, OAuth, OAuthError, STATE_TTL_SECS};
-use keel_core::FieldError;
+use keel_core::ErrorCode;
 use serde::Deserialize;
 use std::sync::Arc;
-
-impl From<OAuthError> for Problem {
-    fn from(e: OAuthError) -> Self {
-        match e {
-            OAuthError::UnknownProvider(name) => Problem::new(
-                "not-found",
-                format!("there is no OAuth provider `{name}` in keel.toml"),
-            ),
-            OAuthError::BadRequest { param, message } => {
-                Problem::new("invalid-parameter", format!("invalid `{param}`: {message}"))
-                    .with_errors(vec![FieldError::new(param, "invalid", message)])
-            }
-            OAuthError::Denied(m) => Problem::new("unauthorized", m),
-            OAuthError::Unreachable(m) => {
-                tracing::warn!(error = %m, "OAuth provider unreachable");
-                Problem::new(
-                    "bad-gateway",
-                    "the sign-in provider could not be reached or answered badly; try again later",
-                )
-            }
-            OAuthError::Store(e) => {
-                tracing::error!(error = %e, "storage error");
-                Problem::internal()
-            }
-            OAuthError::Internal(e) => {
-                tracing::error!(error = %e, "OAuth error");
-                Problem::internal()
-            }
-        }
-    }
-}
 
 fn service(state: &AppState) -> Result<&Arc<OAuth>, Problem> {
     match (&state.oauth, &state.auth) {
         (Some(o), Some(_)) => Ok(o),
         _ => Err(Problem::new(
-            "not-found",
+            ErrorCode::NotFound,
             "no OAuth providers are configured ([auth.oauth.*] in keel.toml)",
         )),
     }
@@ -57,7 +27,7 @@ fn service(state: &AppState) -> Result<&Arc<OAuth>, Problem> {
 
 fn query_problem(e: &QueryRejection) -> Problem {
     Problem::new(
-        "invalid-parameter",
+        ErrorCode::InvalidParameter,
         format!("invalid query: {}", e.body_text()),
     )
 }
@@ -91,7 +61,7 @@ fn callback_url(oauth: &OAuth, headers: &HeaderMap, provider: &str) -> Result<St
         })
         .ok_or_else(|| {
             Problem::new(
-                "malformed-request",
+                ErrorCode::MalformedRequest,
                 "the Host header is missing or invalid; set `redirect_url` for this provider",
             )
         })?;
@@ -129,7 +99,7 @@ pub struct StartQuery {
 
 pub async fn start(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    PathParams(provider): PathParams<String>,
     headers: HeaderMap,
     query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
@@ -163,7 +133,7 @@ pub async fn start(
 
 pub async fn callback(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    PathParams(provider): PathParams<String>,
     headers: HeaderMap,
     query: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Result<Response, Problem> {

@@ -378,7 +378,7 @@ pub fn document(model: &Model) -> Value {
     }}));
 
     let mut error_responses = Map::new();
-    for t in crate::problem::PROBLEM_TYPES {
+    for t in crate::problem::problem_types() {
         let code = t.status.to_string();
         if error_responses.contains_key(&code) {
             continue;

@@ -1,125 +1,121 @@
 //! RFC 9457 problem details: the one error shape of the API, and the table of its
-//! stable `type`s (served at `/docs/errors`). Every failure is converted here, once.
+//! stable `type`s (served at `/docs/errors`). Every failure of every layer (core,
+//! identity, OAuth) is converted here, once.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keel_core::{CoreError, FieldError};
+use keel_auth::AuthError;
+use keel_auth::oauth::OAuthError;
+use keel_core::{CoreError, ErrorCode, FieldError};
 use serde::Serialize;
 
 /// One row of the public error table.
 #[derive(Debug, Clone, Copy)]
 pub struct ProblemType {
+    pub code: ErrorCode,
     pub slug: &'static str,
     pub status: u16,
     pub title: &'static str,
     pub when: &'static str,
 }
 
-/// Every problem `type` the API answers with. Adding one is adding a row here.
-pub const PROBLEM_TYPES: &[ProblemType] = &[
+/// The row of one code: exhaustive, so a new code does not compile until it has a
+/// status, a title and a line for `/docs/errors`.
+pub const fn problem_type(code: ErrorCode) -> ProblemType {
+    let (status, title, when) = match code {
+        ErrorCode::MalformedRequest => (
+            400,
+            "Malformed request",
+            "The body is not valid JSON, or a header is malformed.",
+        ),
+        ErrorCode::InvalidParameter => (
+            400,
+            "Invalid parameter",
+            "A query parameter (filter, sort, limit, cursor, fields, expand, count) is invalid; `errors[0].field` names it and, for filters, `position` points into it.",
+        ),
+        ErrorCode::Unauthorized => (401, "Unauthorized", "The operation needs a signed-in user."),
+        ErrorCode::Forbidden => (
+            403,
+            "Forbidden",
+            "The access rules do not allow this operation for this user.",
+        ),
+        ErrorCode::NotFound => (
+            404,
+            "Not found",
+            "No such route, collection or record (or a record the caller may not read).",
+        ),
+        ErrorCode::MethodNotAllowed => (
+            405,
+            "Method not allowed",
+            "The route exists but not with this method; `Allow` lists the methods.",
+        ),
+        ErrorCode::Timeout => (
+            408,
+            "Request timeout",
+            "The request took longer than the server's time limit.",
+        ),
+        ErrorCode::Conflict => (
+            409,
+            "Conflict",
+            "A unique constraint would be violated, or the record is still referenced.",
+        ),
+        ErrorCode::PreconditionFailed => (
+            412,
+            "Precondition failed",
+            "If-Match names a version that is no longer current.",
+        ),
+        ErrorCode::PayloadTooLarge => {
+            (413, "Payload too large", "The body exceeds the size limit.")
+        }
+        ErrorCode::UnsupportedMediaType => (
+            415,
+            "Unsupported media type",
+            "The body is not `application/json`.",
+        ),
+        ErrorCode::Validation => (
+            422,
+            "Validation failed",
+            "The body does not fit the collection; `errors` lists each failing field with a code.",
+        ),
+        ErrorCode::IdempotencyKeyReused => (
+            409,
+            "Idempotency key reused",
+            "The Idempotency-Key was already used with a different request body.",
+        ),
+        ErrorCode::RateLimited => (
+            429,
+            "Too many requests",
+            "A rate limit was reached; `Retry-After` says when to retry.",
+        ),
+        ErrorCode::Internal => (
+            500,
+            "Internal error",
+            "A fault on the server; the details are in its log under the request id.",
+        ),
+        ErrorCode::BadGateway => (
+            502,
+            "Bad gateway",
+            "An OAuth / OpenID Connect provider could not be reached or answered badly.",
+        ),
+        ErrorCode::Unavailable => (
+            503,
+            "Service unavailable",
+            "The database is unreachable or migrations are pending.",
+        ),
+    };
     ProblemType {
-        slug: "malformed-request",
-        status: 400,
-        title: "Malformed request",
-        when: "The body is not valid JSON, or a header is malformed.",
-    },
-    ProblemType {
-        slug: "invalid-parameter",
-        status: 400,
-        title: "Invalid parameter",
-        when: "A query parameter (filter, sort, limit, cursor, fields, expand, count) is invalid; `errors[0].field` names it and, for filters, `position` points into it.",
-    },
-    ProblemType {
-        slug: "unauthorized",
-        status: 401,
-        title: "Unauthorized",
-        when: "The operation needs a signed-in user.",
-    },
-    ProblemType {
-        slug: "forbidden",
-        status: 403,
-        title: "Forbidden",
-        when: "The access rules do not allow this operation for this user.",
-    },
-    ProblemType {
-        slug: "not-found",
-        status: 404,
-        title: "Not found",
-        when: "No such route, collection or record (or a record the caller may not read).",
-    },
-    ProblemType {
-        slug: "method-not-allowed",
-        status: 405,
-        title: "Method not allowed",
-        when: "The route exists but not with this method; `Allow` lists the methods.",
-    },
-    ProblemType {
-        slug: "timeout",
-        status: 408,
-        title: "Request timeout",
-        when: "The request took longer than the server's time limit.",
-    },
-    ProblemType {
-        slug: "conflict",
-        status: 409,
-        title: "Conflict",
-        when: "A unique constraint would be violated, or the record is still referenced.",
-    },
-    ProblemType {
-        slug: "precondition-failed",
-        status: 412,
-        title: "Precondition failed",
-        when: "If-Match names a version that is no longer current.",
-    },
-    ProblemType {
-        slug: "payload-too-large",
-        status: 413,
-        title: "Payload too large",
-        when: "The body exceeds the size limit.",
-    },
-    ProblemType {
-        slug: "unsupported-media-type",
-        status: 415,
-        title: "Unsupported media type",
-        when: "The body is not `application/json`.",
-    },
-    ProblemType {
-        slug: "validation",
-        status: 422,
-        title: "Validation failed",
-        when: "The body does not fit the collection; `errors` lists each failing field with a code.",
-    },
-    ProblemType {
-        slug: "idempotency-key-reused",
-        status: 409,
-        title: "Idempotency key reused",
-        when: "The Idempotency-Key was already used with a different request body.",
-    },
-    ProblemType {
-        slug: "rate-limited",
-        status: 429,
-        title: "Too many requests",
-        when: "A rate limit was reached; `Retry-After` says when to retry.",
-    },
-    ProblemType {
-        slug: "internal",
-        status: 500,
-        title: "Internal error",
-        when: "A fault on the server; the details are in its log under the request id.",
-    },
-    ProblemType {
-        slug: "bad-gateway",
-        status: 502,
-        title: "Bad gateway",
-        when: "An OAuth / OpenID Connect provider could not be reached or answered badly.",
-    },
-    ProblemType {
-        slug: "unavailable",
-        status: 503,
-        title: "Service unavailable",
-        when: "The database is unreachable or migrations are pending.",
-    },
-];
+        code,
+        slug: code.slug(),
+        status,
+        title,
+        when,
+    }
+}
+
+/// Every problem `type` the API answers with, in table order.
+pub fn problem_types() -> impl Iterator<Item = ProblemType> {
+    ErrorCode::ALL.into_iter().map(problem_type)
+}
 
 /// A problem+json response (boxed: it travels in every `Result` of the HTTP layer).
 #[derive(Debug, Clone)]
@@ -161,13 +157,8 @@ pub struct ProblemDetails {
 
 impl Problem {
     /// A problem of a type from the table, with a human detail.
-    pub fn new(slug: &str, detail: impl Into<String>) -> Self {
-        let t = PROBLEM_TYPES
-            .iter()
-            .find(|t| t.slug == slug)
-            .or_else(|| PROBLEM_TYPES.iter().find(|t| t.slug == "internal"))
-            .copied()
-            .unwrap_or(PROBLEM_TYPES[0]);
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        let t = problem_type(code);
         let ctx = crate::context::current();
         Self(Box::new(ProblemDetails {
             kind: format!("/docs/errors#{}", t.slug),
@@ -196,7 +187,7 @@ impl Problem {
 
     pub fn internal() -> Self {
         Self::new(
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred; the server log has the details under this request id",
         )
     }
@@ -220,32 +211,27 @@ impl IntoResponse for Problem {
 
 impl From<CoreError> for Problem {
     fn from(e: CoreError) -> Self {
-        // Exhaustive: a new core error does not compile until it has a status here.
+        // The status and `type` come from the error's code; only the wording is here.
+        let code = e.code();
         match e {
             CoreError::UnknownCollection(name) => {
-                Problem::new("not-found", format!("there is no collection `{name}`"))
+                Problem::new(code, format!("there is no collection `{name}`"))
             }
-            CoreError::NotFound { collection, id } => Problem::new(
-                "not-found",
-                format!("no `{collection}` record with id `{id}`"),
-            ),
+            CoreError::NotFound { collection, id } => {
+                Problem::new(code, format!("no `{collection}` record with id `{id}`"))
+            }
             CoreError::Denied {
                 anonymous: true,
                 message,
-            } => Problem::new("unauthorized", message)
-                .with_header(header::WWW_AUTHENTICATE, "Bearer"),
-            CoreError::Denied {
-                anonymous: false,
-                message,
-            } => Problem::new("forbidden", message),
+            } => Problem::new(code, message).with_header(header::WWW_AUTHENTICATE, "Bearer"),
+            CoreError::Denied { message, .. } => Problem::new(code, message),
             CoreError::BadParam {
                 param,
                 message,
                 position,
             } => {
-                let mut p =
-                    Problem::new("invalid-parameter", format!("invalid `{param}`: {message}"))
-                        .with_errors(vec![FieldError::new(param, "invalid", message)]);
+                let mut p = Problem::new(code, format!("invalid `{param}`: {message}"))
+                    .with_errors(vec![FieldError::new(param, "invalid", message)]);
                 p.position = position;
                 p
             }
@@ -261,22 +247,102 @@ impl From<CoreError> for Problem {
                     })
                     .collect::<Vec<_>>()
                     .join("; ");
-                Problem::new("validation", detail).with_errors(errors)
+                Problem::new(code, detail).with_errors(errors)
             }
             CoreError::Conflict { message, errors } => {
-                Problem::new("conflict", message).with_errors(errors)
+                Problem::new(code, message).with_errors(errors)
             }
             CoreError::StaleVersion { current } => Problem::new(
-                "precondition-failed",
+                code,
                 format!("the record is now at version {current}; fetch it again and retry"),
             )
             .with_header(header::ETAG, &format!("\"{current}\"")),
             CoreError::IdempotencyMismatch => Problem::new(
-                "idempotency-key-reused",
+                code,
                 "this Idempotency-Key was already used with a different request body",
             ),
             CoreError::Store(e) => {
                 tracing::error!(error = %e, "storage error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::AccountExists => Problem::new(
+                ErrorCode::Conflict,
+                "an account with this email signs in with a password: sign in with it",
+            ),
+            AuthError::InvalidCredentials => {
+                Problem::new(ErrorCode::Unauthorized, "invalid email or password")
+            }
+            AuthError::InvalidRefreshToken => Problem::new(
+                ErrorCode::Unauthorized,
+                "the refresh token is invalid, expired or revoked",
+            ),
+            AuthError::PasswordDisabled => Problem::new(
+                ErrorCode::Forbidden,
+                "password sign-in is disabled in keel.toml",
+            ),
+            AuthError::Validation(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("`{}` {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem::new(ErrorCode::Validation, detail).with_errors(errors)
+            }
+            AuthError::UnknownRole(role) => {
+                Problem::new(ErrorCode::Validation, format!("unknown role `{role}`")).with_errors(
+                    vec![FieldError::new(
+                        "role",
+                        "invalid_enum",
+                        "is not a role of keel.toml",
+                    )],
+                )
+            }
+            AuthError::Core(e) => e.into(),
+            AuthError::Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                Problem::internal()
+            }
+            AuthError::Internal(e) => {
+                tracing::error!(error = %e, "auth error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<OAuthError> for Problem {
+    fn from(e: OAuthError) -> Self {
+        match e {
+            OAuthError::UnknownProvider(name) => Problem::new(
+                ErrorCode::NotFound,
+                format!("there is no OAuth provider `{name}` in keel.toml"),
+            ),
+            OAuthError::BadRequest { param, message } => Problem::new(
+                ErrorCode::InvalidParameter,
+                format!("invalid `{param}`: {message}"),
+            )
+            .with_errors(vec![FieldError::new(param, "invalid", message)]),
+            OAuthError::Denied(m) => Problem::new(ErrorCode::Unauthorized, m),
+            OAuthError::Unreachable(m) => {
+                tracing::warn!(error = %m, "OAuth provider unreachable");
+                Problem::new(
+                    ErrorCode::BadGateway,
+                    "the sign-in provider could not be reached or answered badly; try again later",
+                )
+            }
+            OAuthError::Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                Problem::internal()
+            }
+            OAuthError::Internal(e) => {
+                tracing::error!(error = %e, "OAuth error");
                 Problem::internal()
             }
         }

@@ -3,11 +3,12 @@
 //! answer (status, Location, ETag); all rules and validation live in the core.
 
 use crate::AppState;
-use crate::extract::{JsonBody, ListQuery, RecordQuery, idempotency_key, if_match};
+use crate::extract::PathParams;
+use crate::extract::{JsonBody, ListQueryString, RecordQuery, idempotency_key, if_match};
 use crate::identity::Caller;
 use crate::problem::Problem;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -21,28 +22,28 @@ fn etag(record: &serde_json::Value) -> Option<HeaderValue> {
 pub async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(collection): Path<String>,
-    ListQuery(params): ListQuery,
+    PathParams(collection): PathParams<String>,
+    ListQueryString(text): ListQueryString,
 ) -> Result<Response, Problem> {
-    let page = state.engine.list(&principal, &collection, params).await?;
+    let query = state.engine.list_query(&collection, &text)?;
+    let page = state.engine.list(&principal, &collection, &query).await?;
     Ok(Json(page).into_response())
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path((collection, id)): Path<(String, String)>,
+    PathParams((collection, id)): PathParams<(String, String)>,
     query: RecordQuery,
 ) -> Result<Response, Problem> {
+    let projection = state.engine.projection(
+        &collection,
+        query.fields.as_deref(),
+        query.expand.as_deref(),
+    )?;
     let record = state
         .engine
-        .get(
-            &principal,
-            &collection,
-            &id,
-            query.fields.as_deref(),
-            query.expand.as_deref(),
-        )
+        .get(&principal, &collection, &id, &projection)
         .await?;
     let tag = etag(&record);
     let mut res = Json(record).into_response();
@@ -55,7 +56,7 @@ pub async fn get(
 pub async fn create(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(collection): Path<String>,
+    PathParams(collection): PathParams<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
@@ -82,14 +83,14 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path((collection, id)): Path<(String, String)>,
+    PathParams((collection, id)): PathParams<(String, String)>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let version = if_match(&headers)?;
     let record = state
         .engine
-        .update(&principal, &collection, &id, &body, version)
+        .update(&principal, &collection, &id, &body, version.as_deref())
         .await?;
     let tag = etag(&record);
     let mut res = Json(record).into_response();
@@ -102,13 +103,13 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path((collection, id)): Path<(String, String)>,
+    PathParams((collection, id)): PathParams<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let version = if_match(&headers)?;
     state
         .engine
-        .delete(&principal, &collection, &id, version)
+        .delete(&principal, &collection, &id, version.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,7 +2,10 @@
 //! - `_keel_migrations`: what was applied, when, and which tables Keel manages;
 //! - `_keel_outbox`: one row per change, written in the change's transaction and
 //!   relayed after commit (webhooks, broker, realtime);
-//! - `_keel_idempotency`: the first response to an `Idempotency-Key`, replayed on retry;
+//! - `_keel_idempotency_keys`: the first outcome of a request with an
+//!   `Idempotency-Key` (the record in its stored form: encrypted fields stay
+//!   ciphertext), replayed on retry (it replaced `_keel_idempotency`, which kept
+//!   HTTP responses);
 //! - `_keel_meta`: settings Keel generates and keeps (the cursor key);
 //! - `_keel_signing_keys`: the Ed25519 keys that sign access tokens (newest signs,
 //!   all verify), so every node shares them and a rotation logs nobody out;
@@ -72,13 +75,14 @@ CREATE TABLE IF NOT EXISTS _keel_outbox (
   created_at TEXT NOT NULL,
   relayed_at TEXT
 );
-CREATE TABLE IF NOT EXISTS _keel_idempotency (
-  key TEXT NOT NULL,
+DROP TABLE IF EXISTS _keel_idempotency;
+CREATE TABLE IF NOT EXISTS _keel_idempotency_keys (
   scope TEXT NOT NULL,
+  key TEXT NOT NULL,
   request_hash TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  location TEXT,
-  body TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  record TEXT NOT NULL,
   created_at TEXT NOT NULL,
   PRIMARY KEY (scope, key)
 );
@@ -105,13 +109,14 @@ CREATE TABLE IF NOT EXISTS _keel_outbox (
   created_at TIMESTAMPTZ NOT NULL,
   relayed_at TIMESTAMPTZ
 );
-CREATE TABLE IF NOT EXISTS _keel_idempotency (
-  key TEXT NOT NULL,
+DROP TABLE IF EXISTS _keel_idempotency;
+CREATE TABLE IF NOT EXISTS _keel_idempotency_keys (
   scope TEXT NOT NULL,
+  key TEXT NOT NULL,
   request_hash TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  location TEXT,
-  body TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  record TEXT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL,
   PRIMARY KEY (scope, key)
 );
@@ -213,19 +218,23 @@ pub fn outbox_pending(dialect: Dialect, limit: i64) -> Stmt {
     )
 }
 
-/// A stored first response to an idempotent request.
+/// The first outcome of an idempotent request: what the operation did, not how a
+/// surface answered it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredResponse {
+pub struct IdempotentOutcome {
     pub request_hash: String,
-    pub status: u16,
-    pub location: Option<String>,
-    pub body: String,
+    /// What happened, e.g. `created`.
+    pub outcome: String,
+    pub record_id: String,
+    /// The record in its stored form (encrypted fields as ciphertext), as JSON text.
+    pub record: String,
 }
 
+/// `request_hash, outcome, record_id, record` of a key in a scope.
 pub fn idempotency_select(dialect: Dialect, scope: &str, key: &str) -> Stmt {
     Stmt::new(
         format!(
-            "SELECT request_hash, status, location, body FROM _keel_idempotency WHERE scope = {} AND key = {}",
+            "SELECT request_hash, outcome, record_id, record FROM _keel_idempotency_keys WHERE scope = {} AND key = {}",
             p(dialect, 1),
             p(dialect, 2)
         ),
@@ -233,7 +242,7 @@ pub fn idempotency_select(dialect: Dialect, scope: &str, key: &str) -> Stmt {
     )
 }
 
-pub fn idempotency_insert(dialect: Dialect, scope: &str, key: &str, r: &StoredResponse) -> Stmt {
+pub fn idempotency_insert(dialect: Dialect, scope: &str, key: &str, r: &IdempotentOutcome) -> Stmt {
     let now = time::OffsetDateTime::now_utc();
     let at: Value = match dialect {
         Dialect::Sqlite => keel_expr::format_datetime(now).into(),
@@ -241,7 +250,7 @@ pub fn idempotency_insert(dialect: Dialect, scope: &str, key: &str, r: &StoredRe
     };
     Stmt::new(
         format!(
-            "INSERT INTO _keel_idempotency (scope, key, request_hash, status, location, body, created_at) VALUES ({}, {}, {}, {}, {}, {}, {})",
+            "INSERT INTO _keel_idempotency_keys (scope, key, request_hash, outcome, record_id, record, created_at) VALUES ({}, {}, {}, {}, {}, {}, {})",
             p(dialect, 1),
             p(dialect, 2),
             p(dialect, 3),
@@ -254,9 +263,9 @@ pub fn idempotency_insert(dialect: Dialect, scope: &str, key: &str, r: &StoredRe
             scope.into(),
             key.into(),
             r.request_hash.clone().into(),
-            Value::Int(Some(i32::from(r.status))),
-            Value::String(r.location.clone()),
-            r.body.clone().into(),
+            r.outcome.clone().into(),
+            r.record_id.clone().into(),
+            r.record.clone().into(),
             at,
         ],
     )

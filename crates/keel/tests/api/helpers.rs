@@ -103,46 +103,35 @@ pub async fn spawn_app(backend: Backend, spec: &str) -> TestApp {
 }
 
 pub async fn spawn_on(db: TestDb, url: String, spec: &str) -> TestApp {
+    let model = keel_spec::load_str(spec, "keel.toml", &BTreeMap::new())
+        .unwrap_or_else(|e| panic!("test spec is invalid:\n{e}"));
+    let mut settings = keel::Settings::new(model, url);
+    settings.field_keys = Some(TEST_KEYS.into());
+    settings.secret = Some("test-secret-test-secret-test-secret".into());
+    spawn_with(db, settings).await
+}
+
+/// A server built by `keel::App::build` from these settings (address forced to a
+/// free loopback port), exactly as `keel serve` builds it.
+pub async fn spawn_with(db: TestDb, mut settings: keel::Settings) -> TestApp {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("KEEL_TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    let model = keel_spec::load_str(spec, "keel.toml", &BTreeMap::new())
-        .unwrap_or_else(|e| panic!("test spec is invalid:\n{e}"));
-    let store = keel_store::Store::open(&url).await.expect("open store");
-    store.migrate(&model, false).await.expect("migrate");
-    let cipher = keel_core::crypto::FieldCipher::parse(TEST_KEYS).expect("test keys");
-    let engine = Arc::new(
-        Engine::new(
-            Arc::new(model),
-            store,
-            b"test-secret-test-secret-test-secret",
-        )
-        .with_cipher(cipher),
-    );
-    let auth = Arc::new(
-        keel_auth::AuthService::new(
-            engine.clone(),
-            keel_auth::PasswordPolicy::from_model(engine.model()),
-        )
+    settings.addr = "127.0.0.1:0".into();
+    let app = keel::App::build(settings)
         .await
-        .expect("auth service"),
-    );
-    let app = keel_http::router(
-        engine.clone(),
-        Some(auth.clone()),
-        keel_http::Limits::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+        .unwrap_or_else(|e| panic!("build the app: {e}"));
+    let addr = app.address();
+    let auth = app.auth().clone();
+    let engine = app.engine().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = keel_http::serve(listener, app, async {
-            let _ = rx.await;
-        })
-        .await;
+        let _ = app
+            .run_until(async {
+                let _ = rx.await;
+            })
+            .await;
     });
     TestApp {
         base: format!("http://{addr}"),

@@ -1,31 +1,14 @@
-//! Rate limits: GCRA (the generic cell rate algorithm) in memory, one theoretical
-//! arrival time per (policy, client) key. It allows bursts up to the quota and then
-//! one request per `period / quota`, and tells how long to wait when it refuses.
-//! Many nodes share limits through Redis later; this is the single-node store.
+//! The in-process [`LimitStore`]: GCRA (the generic cell rate algorithm) in memory,
+//! one theoretical arrival time per (policy, client) key. It allows bursts up to the
+//! quota and then one request per `period / quota`, and tells how long to wait when
+//! it refuses. The embedded default; nodes that share limits use Redis instead.
 
+use super::{Decision, LimitStore, Quota};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// `requests` per `period`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quota {
-    /// Names the policy in `RateLimit-Policy`.
-    pub name: String,
-    pub requests: u32,
-    pub period: Duration,
-}
-
-/// The outcome of one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// Requests left in the window after this one.
-    pub remaining: u32,
-    /// Until the quota is whole again (RateLimit `t`), or, when refused, until the
-    /// next request would be allowed (Retry-After).
-    pub reset: Duration,
-}
 
 const SHARDS: usize = 16;
 
@@ -99,6 +82,17 @@ impl RateLimiter {
     pub fn check(&self, quota: &Quota, key: &str) -> Decision {
         let _ = self.epoch;
         self.check_at(quota, key, Instant::now())
+    }
+}
+
+impl LimitStore for RateLimiter {
+    fn check<'a>(
+        &'a self,
+        quota: &'a Quota,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Decision> + Send + 'a>> {
+        let decision = RateLimiter::check(self, quota, key);
+        Box::pin(std::future::ready(decision))
     }
 }
 

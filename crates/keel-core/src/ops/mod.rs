@@ -1,0 +1,8 @@
+//! The operations on a collection, one file each.
+
+mod create;
+mod delete;
+mod expand;
+mod get;
+mod list;
+mod update;

@@ -1,0 +1,264 @@
+//! [`App::build`]: the one place a Keel server is wired. It opens the store, applies
+//! safe migrations, loads the secrets and field keys, builds the services (identity,
+//! rate limits, OAuth) and the surfaces, and binds the listener. `keel serve` and
+//! every test start the server through it, so nothing is wired twice.
+
+use keel_core::Engine;
+use keel_core::ratelimit::{LimitPolicy, LimitStore, RateLimiter, RateLimits};
+use keel_spec::Model;
+use keel_store::{Plan as MigrationPlan, Store, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a server is built from, already resolved from flags, environment and
+/// keel.toml (see `config` in the binary for that order).
+pub struct Settings {
+    pub model: Model,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// `HOST:PORT`; port 0 picks a free one (tests).
+    pub addr: String,
+    /// Signs list cursors; at least 32 characters. `None`: one is generated once and
+    /// kept in the database, so every node sharing it agrees.
+    pub secret: Option<String>,
+    /// `KEEL_FIELD_KEYS`: `kid:base64-key[,…]` for `encrypted` fields.
+    pub field_keys: Option<String>,
+    /// PEM certificate chain and key: serve HTTPS (and send HSTS).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// Where access lines go; `None` logs them through `tracing`.
+    pub access_log: Option<Arc<dyn keel_http::AccessLog>>,
+    /// Where rate-limit state lives; `None` is the in-process store.
+    pub limit_store: Option<Arc<dyn LimitStore>>,
+}
+
+impl Settings {
+    /// Defaults for everything but the model and the database.
+    pub fn new(model: Model, database_url: impl Into<String>) -> Self {
+        Self {
+            model,
+            database_url: database_url.into(),
+            addr: "127.0.0.1:8080".into(),
+            secret: None,
+            field_keys: None,
+            tls: None,
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+            access_log: None,
+            limit_store: None,
+        }
+    }
+}
+
+/// Why a server could not be built. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot open the database {database}: {source}")]
+    OpenDatabase {
+        database: String,
+        source: StoreError,
+    },
+    #[error(
+        "refusing to start: destructive migration pending ({}); run `keel migrate --plan` to review, then `keel migrate --allow-destructive`",
+        .0.destructive().map(|s| s.description.as_str()).collect::<Vec<_>>().join("; ")
+    )]
+    DestructiveMigration(MigrationPlan),
+    #[error("migration failed: {0}")]
+    Migration(StoreError),
+    #[error("KEEL_SECRET must be at least 32 characters")]
+    ShortSecret,
+    #[error("cannot read the cursor key: {0}")]
+    CursorKey(StoreError),
+    #[error("invalid {keys}: {0}", keys = keel_core::crypto::KEYS_ENV)]
+    FieldKeys(String),
+    #[error(
+        "keel.toml has encrypted fields: set {} to `kid:base64-32-byte-key` (e.g. `k1:$(openssl rand -base64 32)`)",
+        keel_core::crypto::KEYS_ENV
+    )]
+    MissingFieldKeys,
+    #[error("cannot load the token-signing keys: {0}")]
+    SigningKeys(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built server: bound, migrated, ready to run.
+pub struct App {
+    address: SocketAddr,
+    engine: Arc<Engine>,
+    auth: Arc<keel_auth::AuthService>,
+    router: axum::Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<(PathBuf, PathBuf)>,
+    /// Applied migration steps, for the start-up log.
+    pub migrated_steps: usize,
+}
+
+impl App {
+    /// Wire the whole server from its settings and bind its listener.
+    pub async fn build(settings: Settings) -> Result<App, BuildError> {
+        let Settings {
+            model,
+            database_url,
+            addr,
+            secret,
+            field_keys,
+            tls,
+            request_timeout,
+            max_body_bytes,
+            access_log,
+            limit_store,
+        } = settings;
+        let store =
+            Store::open(&database_url)
+                .await
+                .map_err(|source| BuildError::OpenDatabase {
+                    database: keel_store::redact(&database_url),
+                    source,
+                })?;
+        let migrated_steps = match store.migrate(&model, false).await {
+            Ok(plan) => plan.steps.len(),
+            Err(StoreError::Destructive(plan)) => {
+                return Err(BuildError::DestructiveMigration(plan));
+            }
+            Err(e) => return Err(BuildError::Migration(e)),
+        };
+        let secret = cursor_secret(&store, secret).await?;
+        let cipher = field_cipher(&model, field_keys.as_deref())?;
+        let mut engine = Engine::new(Arc::new(model), store, secret.as_bytes());
+        if let Some(cipher) = cipher {
+            engine = engine.with_cipher(cipher);
+        }
+        let engine = Arc::new(engine);
+        let auth = Arc::new(
+            keel_auth::AuthService::new(
+                engine.clone(),
+                keel_auth::PasswordPolicy::from_model(engine.model()),
+            )
+            .await
+            .map_err(|e| BuildError::SigningKeys(e.to_string()))?,
+        );
+        let oauth = match keel_auth::oauth::OAuth::new(engine.model(), engine.store().clone()) {
+            Ok(o) => o.map(Arc::new),
+            Err(e) => {
+                tracing::error!(error = %e, "OAuth login is unavailable");
+                None
+            }
+        };
+        let rate_limits = Arc::new(RateLimits::new(
+            LimitPolicy::from_model(engine.model()),
+            limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
+        ));
+        let router = keel_http::router(
+            keel_http::Services {
+                engine: engine.clone(),
+                auth: Some(auth.clone()),
+                oauth,
+                rate_limits,
+            },
+            keel_http::Limits {
+                access_log,
+                request_timeout: request_timeout.max(Duration::from_secs(1)),
+                max_body_bytes,
+                hsts: tls.is_some(),
+                ..Default::default()
+            },
+        );
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| BuildError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| BuildError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        Ok(App {
+            address,
+            engine,
+            auth,
+            router,
+            listener,
+            tls,
+            migrated_steps,
+        })
+    }
+
+    /// The address the listener is bound to (the real port when 0 was asked).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The operation core the app serves.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The identity service the app serves.
+    pub fn auth(&self) -> &Arc<keel_auth::AuthService> {
+        &self.auth
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests and return.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match &self.tls {
+            Some((cert, key)) => {
+                keel_http::serve_tls(self.listener, self.router, shutdown, cert, key).await
+            }
+            None => keel_http::serve(self.listener, self.router, shutdown).await,
+        }
+    }
+}
+
+/// The cursor-signing key: the configured one, or the deployment's generated one.
+async fn cursor_secret(store: &Store, configured: Option<String>) -> Result<String, BuildError> {
+    match configured {
+        Some(s) if s.len() >= 32 => Ok(s),
+        Some(_) => Err(BuildError::ShortSecret),
+        None => {
+            let generated = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            store
+                .meta_get_or_init("cursor_secret", &generated)
+                .await
+                .map_err(BuildError::CursorKey)
+        }
+    }
+}
+
+/// The cipher for `encrypted` fields; required when the model has any.
+fn field_cipher(
+    model: &Model,
+    keys: Option<&str>,
+) -> Result<Option<keel_core::crypto::FieldCipher>, BuildError> {
+    let has_encrypted = model
+        .collections
+        .iter()
+        .any(|c| c.fields.iter().any(|f| f.encrypted));
+    match keys {
+        Some(keys) => keel_core::crypto::FieldCipher::parse(keys)
+            .map(Some)
+            .map_err(|e| BuildError::FieldKeys(e.to_string())),
+        None if has_encrypted => Err(BuildError::MissingFieldKeys),
+        None => Ok(None),
+    }
+}
