@@ -5,6 +5,7 @@ use crate::problem::Problem;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use keel_core::ErrorCode;
 use keel_store::{Readiness, SchemaFingerprint};
 use serde_json::json;
 
@@ -20,7 +21,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.engine.store();
     if let Err(e) = store.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
-        return Problem::new("unavailable", "the database is unreachable").into_response();
+        return Problem::new(ErrorCode::Unavailable, "the database is unreachable").into_response();
     }
     // Microseconds of hashing, no I/O.
     let expected = SchemaFingerprint::of(state.engine.model());
@@ -30,18 +31,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
         Ok(Readiness::NotMigrated) => Problem::new(
-            "unavailable",
+            ErrorCode::Unavailable,
             "no migration has been applied to this database; run `keel migrate`",
         )
         .into_response(),
         Ok(Readiness::Differs) => Problem::new(
-            "unavailable",
+            ErrorCode::Unavailable,
             "the database was last migrated to another schema than this node's; run `keel migrate`",
         )
         .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: cannot read the schema");
-            Problem::new("unavailable", "the database schema cannot be read").into_response()
+            Problem::new(ErrorCode::Unavailable, "the database schema cannot be read")
+                .into_response()
         }
     }
 }
