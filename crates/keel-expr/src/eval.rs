@@ -78,6 +78,11 @@ pub(crate) fn const_truth(node: &Node) -> Option<bool> {
     truth(node, &Nothing)
 }
 
+/// The value of a node when it depends on nothing but literals.
+pub(crate) fn const_value(node: &Node) -> Option<Value> {
+    value(node, &Nothing)
+}
+
 /// The value of `node`, or `None` if it depends on something `src` does not know.
 pub(crate) fn value(node: &Node, src: &dyn Source) -> Option<Value> {
     match &node.kind {
@@ -214,7 +219,7 @@ pub(crate) fn rel_holds(rel: Rel, a: &Value, b: &Value) -> bool {
 }
 
 /// The order of two non-null values of comparable types.
-fn order(a: &Value, b: &Value) -> Option<Ordering> {
+pub(crate) fn order(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),

@@ -28,13 +28,16 @@
 //!
 //! Inside: a lexer and the [`parser`] (its module docs hold the grammar in BNF), the
 //! untyped AST, types and values with their canonical storage encodings, the type
-//! checker, the evaluator (which also does all constant folding) and the SQL compiler.
+//! checker, the evaluator (which also does all constant folding), the SQL compiler, and
+//! [`Typed::never_true`] / [`Typed::always_true`]: proofs that an expression's own
+//! comparisons contradict or cover each other (for `keel check`).
 
 mod ast;
 mod check;
 mod error;
 mod eval;
 mod lexer;
+mod logic;
 pub mod parser;
 mod sql;
 mod types;
@@ -43,6 +46,7 @@ pub use ast::{CmpOp, Expr, ExprKind, Literal};
 pub use check::{Scope, Typed, check};
 pub use error::{ParseError, Span, TypeError};
 pub use eval::{Env, eval};
+pub use logic::{Case, MAX_CASES, Nullability, Proof};
 pub use parser::{Limits, parse, parse_with};
 pub use sql::{Dialect, PathSql, SqlScope, to_sql, value_to_sea};
 pub use types::{Type, Value, format_date, format_datetime, parse_date, parse_datetime};

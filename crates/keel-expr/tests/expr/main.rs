@@ -7,6 +7,7 @@ mod common;
 mod equivalence;
 mod eval;
 mod generate;
+mod logic;
 mod parse;
 mod postgres;
 mod sql;
