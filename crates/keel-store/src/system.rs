@@ -6,7 +6,8 @@
 //!   `Idempotency-Key` (the record in its stored form: encrypted fields stay
 //!   ciphertext), replayed on retry (it replaced `_keel_idempotency`, which kept
 //!   HTTP responses);
-//! - `_keel_meta`: settings Keel generates and keeps (the cursor key);
+//! - `_keel_meta`: settings Keel generates and keeps (the cursor key, the fingerprint
+//!   of the schema the last migration reached, which readiness compares);
 //! - `_keel_signing_keys`: the Ed25519 keys that sign access tokens (newest signs,
 //!   all verify), so every node shares them and a rotation logs nobody out;
 //! - `_keel_refresh_tokens`: refresh tokens, stored only as SHA-256 hashes, grouped in
