@@ -2,8 +2,8 @@
 //! who an access rule admits, which columns are indexed, which fields are personal,
 //! which rate limits apply to a route. Pure.
 
-use keel_expr::{CmpOp, Expr, ExprKind, Literal};
-use keel_spec::{Collection, FieldType, Limit, Model, Operation, Rule};
+use keel_expr::{CmpOp, Expr, ExprKind, Literal, Proof};
+use keel_spec::{Collection, Field, FieldType, Limit, Model, Operation, Rule};
 
 /// Who a rule lets through, as far as its shape tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub fn audience(c: &Collection, op: Operation) -> Audience {
     let Some(rule) = c.access.get(op) else {
         return Audience::Nobody;
     };
-    if never_true(rule) {
+    if never_true(c, rule) {
         return Audience::Nobody;
     }
     match ast(rule) {
@@ -69,116 +69,39 @@ fn is_null(e: &Expr) -> bool {
     matches!(e.kind, ExprKind::Literal(Literal::Null))
 }
 
-/// The rule can never be true: a constant false, or a conjunction that asks one path
-/// to equal two different constants, or `x != x`.
-pub fn never_true(rule: &Rule) -> bool {
-    if rule.typed.is_constant() == Some(false) {
-        return true;
-    }
-    ast(rule).is_some_and(|e| contradiction(&e))
-}
-
-/// The rule is true for every record and every caller.
-pub fn always_true(rule: &Rule) -> bool {
-    if rule.typed.is_constant() == Some(true) {
-        return true;
-    }
-    ast(rule).is_some_and(|e| tautology(&e))
-}
-
-fn contradiction(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::And(xs) => {
-            if xs.iter().any(contradiction) {
-                return true;
-            }
-            // `status == "a" && status == "b"`
-            let eqs: Vec<(String, String)> = xs.iter().filter_map(path_eq_const).collect();
-            for (i, (p, v)) in eqs.iter().enumerate() {
-                if eqs[i + 1..].iter().any(|(q, w)| q == p && w != v) {
-                    return true;
-                }
-            }
-            // `x && !x`
-            xs.iter().any(|a| {
-                xs.iter()
-                    .any(|b| matches!(&b.kind, ExprKind::Not(n) if same(n, a)))
-            })
-        }
-        ExprKind::Or(xs) => xs.iter().all(contradiction),
-        ExprKind::Compare { op, lhs, rhs } => {
-            same(lhs, rhs) && matches!(op, CmpOp::Ne | CmpOp::Lt | CmpOp::Gt)
-        }
-        ExprKind::Not(x) => tautology(x),
-        ExprKind::Literal(Literal::Bool(false)) => true,
-        _ => false,
+/// What the model says about NULLs, for keel-expr's proofs: a column of the record
+/// that is `NOT NULL` (a system field, a required one) is never NULL, in every rule
+/// (the create rule sees the record as stored). Everything else may be: `auth.*` (the
+/// caller may be anonymous), `input.*` (a field may be left out), and paths through a
+/// ref (the ref may be empty).
+pub fn nullability(c: &Collection) -> impl Fn(&[String]) -> bool + '_ {
+    |path: &[String]| match path {
+        [field] => !c.field(field).is_some_and(Field::not_null),
+        _ => true,
     }
 }
 
-fn tautology(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Literal(Literal::Bool(true)) => true,
-        ExprKind::Or(xs) => {
-            xs.iter().any(tautology)
-                || xs.iter().any(|a| {
-                    xs.iter()
-                        .any(|b| matches!(&b.kind, ExprKind::Not(n) if same(n, a)))
-                })
-        }
-        ExprKind::And(xs) => xs.iter().all(tautology),
-        ExprKind::Not(x) => contradiction(x),
-        // `x == x` is false when x is null, so it is not a tautology; `1 == 1` is.
-        ExprKind::Compare { op, lhs, rhs } => {
-            same(lhs, rhs)
-                && matches!(lhs.kind, ExprKind::Literal(_))
-                && matches!(op, CmpOp::Eq | CmpOp::Le | CmpOp::Ge)
-        }
-        _ => false,
-    }
+/// A proof that the rule can never be true: a constant false, or comparisons that
+/// contradict each other (`status == "a" && status == "b"`, `n > 5 && n < 3`).
+pub fn never_true_proof(c: &Collection, rule: &Rule) -> Option<Proof> {
+    rule.typed.never_true(&nullability(c))
 }
 
-fn same(a: &Expr, b: &Expr) -> bool {
-    strip(a) == strip(b)
+/// A proof that the rule is true for every record and every caller: a constant true,
+/// or comparisons that cover every case (`done || !done`; `n > 3 || n <= 3` when
+/// `n` is required, and only then, since a comparison with NULL is false).
+pub fn always_true_proof(c: &Collection, rule: &Rule) -> Option<Proof> {
+    rule.typed.always_true(&nullability(c))
 }
 
-/// An expression without its spans, for structural comparison.
-fn strip(e: &Expr) -> String {
-    match &e.kind {
-        ExprKind::Literal(l) => format!("{l:?}"),
-        ExprKind::Path(p) => p.join("."),
-        ExprKind::Call { name, args } => {
-            format!(
-                "{name}({})",
-                args.iter().map(strip).collect::<Vec<_>>().join(",")
-            )
-        }
-        ExprKind::List(xs) => format!("[{}]", xs.iter().map(strip).collect::<Vec<_>>().join(",")),
-        ExprKind::Not(x) => format!("!({})", strip(x)),
-        ExprKind::And(xs) => format!("({})", xs.iter().map(strip).collect::<Vec<_>>().join("&&")),
-        ExprKind::Or(xs) => format!("({})", xs.iter().map(strip).collect::<Vec<_>>().join("||")),
-        ExprKind::Compare { op, lhs, rhs } => {
-            format!("({}{}{})", strip(lhs), op.symbol(), strip(rhs))
-        }
-    }
+/// The rule can never be true (see [`never_true_proof`]).
+pub fn never_true(c: &Collection, rule: &Rule) -> bool {
+    never_true_proof(c, rule).is_some()
 }
 
-fn path_eq_const(e: &Expr) -> Option<(String, String)> {
-    let ExprKind::Compare {
-        op: CmpOp::Eq,
-        lhs,
-        rhs,
-    } = &e.kind
-    else {
-        return None;
-    };
-    match (&lhs.kind, &rhs.kind) {
-        (ExprKind::Path(p), ExprKind::Literal(l)) | (ExprKind::Literal(l), ExprKind::Path(p))
-            if !matches!(l, Literal::Null) =>
-        {
-            Some((p.join("."), format!("{l:?}")))
-        }
-        _ => None,
-    }
+/// The rule is true for every record and every caller (see [`always_true_proof`]).
+pub fn always_true(c: &Collection, rule: &Rule) -> bool {
+    always_true_proof(c, rule).is_some()
 }
 
 /// Columns of `c` a list can seek on: `id`, unique fields, and the leading column of

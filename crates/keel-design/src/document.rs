@@ -896,7 +896,12 @@ fn considerations(d: &mut String, i: &Inputs<'_>) {
     let public_read: Vec<String> = m
         .collections
         .iter()
-        .filter(|c| c.access.read.as_ref().is_some_and(analysis::always_true))
+        .filter(|c| {
+            c.access
+                .read
+                .as_ref()
+                .is_some_and(|r| analysis::always_true(c, r))
+        })
         .map(|c| format!("`{}`", c.name))
         .collect();
     if !public_read.is_empty() {

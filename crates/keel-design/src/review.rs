@@ -4,6 +4,8 @@
 //! Every finding has a stable code (`KD0xx`, never reused), a severity, the keel.toml
 //! location, what is wrong, why it matters and the fix.
 
+mod logic;
+
 use crate::analysis::{self, Audience};
 use keel_spec::error::SourceMap;
 use keel_spec::{Collection, FieldType, Model, Operation, SourceSpan};
@@ -131,6 +133,11 @@ pub const LINTS: &[Lint] = &[
         code: "KD015",
         name: "personal-data-members",
         summary: "personal fields are readable by every signed-in user",
+    },
+    Lint {
+        code: "KD016",
+        name: "rule-covers-every-case",
+        summary: "a read or create rule is always true because its comparisons cover every case",
     },
 ];
 
@@ -281,31 +288,7 @@ fn collection(cx: &mut Ctx<'_>, model: &Model, c: &Collection) {
         }
     }
     // Rules that are never true, or always true where that is dangerous.
-    for op in Operation::ALL {
-        let Some(rule) = c.access.get(op) else {
-            continue;
-        };
-        if analysis::never_true(rule) {
-            cx.push(
-                Severity::Error,
-                "KD010",
-                cx.span_or_collection(&rule.span, c),
-                format!("the {} rule of `{}` can never be true: `{}`", op.as_str(), c.name, rule.source),
-                "the operation is refused for everyone, which is almost always a mistake in the rule; if it is intended, leaving the rule out says so (default deny)",
-                format!("fix the condition, or delete `access.{}` to deny it explicitly", op.as_str()),
-            );
-        } else if matches!(op, Operation::Update | Operation::Delete) && analysis::always_true(rule)
-        {
-            cx.push(
-                Severity::Warning,
-                "KD011",
-                cx.span_or_collection(&rule.span, c),
-                format!("the {} rule of `{}` is always true", op.as_str(), c.name),
-                "anyone, signed in or not, may change or delete every record, including other people's",
-                "tie it to the owner, e.g. `author == auth.id || auth.has_role(\"moderator\")`".into(),
-            );
-        }
-    }
+    logic::rules(cx, c);
     let readable = analysis::audience(c, Operation::Read);
     // Read rules compiled into every list's WHERE: their columns want an index.
     if let Some(rule) = &c.access.read {
@@ -336,7 +319,7 @@ fn collection(cx: &mut Ctx<'_>, model: &Model, c: &Collection) {
             }
         }
         if readable == Audience::Anyone
-            && analysis::always_true(rule)
+            && analysis::always_true(c, rule)
             && analysis::anonymous_limits(model, c, Operation::Read).is_empty()
         {
             cx.push(
