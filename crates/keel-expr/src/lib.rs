@@ -33,6 +33,7 @@
 //! comparisons contradict or cover each other (for `keel check`).
 
 mod ast;
+mod caller;
 mod check;
 mod error;
 mod eval;
@@ -43,6 +44,7 @@ mod sql;
 mod types;
 
 pub use ast::{CmpOp, Expr, ExprKind, Literal};
+pub use caller::{CallerEnv, decide_for_caller};
 pub use check::{Scope, Typed, check};
 pub use error::{ParseError, Span, TypeError};
 pub use eval::{Env, eval};
