@@ -4,15 +4,16 @@
 //! - [`review`]: lints over the model and its source → findings with stable codes (pure);
 //! - [`plan`]: capacity plan and technology choices from `[scale]` (pure);
 //! - [`document`], [`artifacts`], [`html`]: ARCHITECTURE.md and the files beside it (pure);
-//! - [`samples`]: real request/response samples from a scratch in-memory instance
-//!   (the one part that runs the store and the engine).
+//! - [`samples`]: the API samples as plain data, recorded by `keel::samples` driving
+//!   the real app in process; [`example`]: the field values their requests are built of.
 //!
-//! [`design`] ties them together; the output is deterministic: the same spec gives
-//! byte-identical files.
+//! [`render`] ties them together; the output is deterministic: the same spec and
+//! samples give byte-identical files.
 
 pub mod analysis;
 pub mod artifacts;
 pub mod document;
+pub mod example;
 pub mod html;
 pub mod plan;
 pub mod review;
@@ -33,19 +34,8 @@ pub enum Format {
 /// The files of a design, as (relative path, contents), in a fixed order.
 pub type Files = Vec<(String, String)>;
 
-/// Write the whole design for `model` (loaded from `source`, named `file`): runs the
-/// samples on a scratch instance, then renders everything.
-pub async fn design(
-    model: &Model,
-    source: &str,
-    file: &str,
-    format: Format,
-) -> Result<Files, String> {
-    let endpoints = samples::collect(model).await?;
-    Ok(render(model, source, file, format, &endpoints))
-}
-
-/// Render the design from already collected samples. Pure.
+/// Render the design for `model` (loaded from `source`, named `file`) from its
+/// recorded samples. Pure.
 pub fn render(
     model: &Model,
     source: &str,

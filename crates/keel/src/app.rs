@@ -212,6 +212,13 @@ impl App {
         &self.auth
     }
 
+    /// The whole API as a router, to drive in process without the listener (e.g.
+    /// `tower::ServiceExt::oneshot`); callers have no `ConnectInfo`, so anonymous rate
+    /// limits count them under one unknown address.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// Serve until `shutdown` resolves, then finish in-flight requests and return.
     pub async fn run_until(
         self,

@@ -44,7 +44,7 @@ pub async fn run(args: DesignArgs) -> ExitCode {
         DesignFormat::Md => Format::Markdown,
         DesignFormat::Html => Format::Html,
     };
-    let files = match keel_design::design(&model, &source, &file, format).await {
+    let files = match keel::samples::design(&model, &source, &file, format).await {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: cannot run the samples: {e}");
