@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Serve the example spec and run schemathesis against its OpenAPI document with all
-# checks (including stateful links), on SQLite and on PostgreSQL. Any failure fails.
+# Serve every template (examples/*/keel.toml) and run schemathesis against its OpenAPI
+# document with all checks (including stateful links), on SQLite and on PostgreSQL.
+# Any failure fails. `SCHEMATHESIS_TEMPLATES="shop"` narrows the run.
 # Also checks that SIGTERM stops the server gracefully with exit status 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,17 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The example, with its rate limits raised so thousands of generated requests are
+# A template, with its rate limits raised so thousands of generated requests are
 # tested rather than answered 429 (the limits themselves are tested in the Rust suite).
-sed -E -e 's#= "[0-9]+/min"#= "1000000/min"#' \
-  -e 's#^\[limits\]$#[limits]\n"POST /v1/auth/signup" = "1000000/min"\n"POST /v1/auth/login" = "1000000/min"#' \
-  examples/social/keel.toml > "$work/keel.toml"
-grep -q '1000000/min' "$work/keel.toml"
+prepare() {
+  local template="$1"
+  sed -E -e 's#= "[0-9]+/(s|sec|min|h|hour|d|day)"#= "1000000/min"#' \
+    -e 's#^\[limits\]$#[limits]\n"POST /v1/auth/signup" = "1000000/min"\n"POST /v1/auth/login" = "1000000/min"#' \
+    "examples/$template/keel.toml" > "$work/keel.toml"
+  if ! grep -q '^\[limits\]' "$work/keel.toml"; then
+    printf '\n[limits]\n"POST /v1/auth/signup" = "1000000/min"\n"POST /v1/auth/login" = "1000000/min"\n' >> "$work/keel.toml"
+  fi
+}
 
 run_against() {
   local name="$1" url="$2"
@@ -62,8 +68,13 @@ run_against() {
   grep -q "shutting down" "$work/$name.log" || { echo "schemathesis: no graceful shutdown logged" >&2; exit 1; }
 }
 
-run_against sqlite "sqlite://$work/st.db"
-pgdb="keel_st_$$"
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pgdb" >/dev/null
-run_against postgres "postgres://postgres@127.0.0.1:5432/$pgdb"
-echo "schemathesis: all checks passed on SQLite and PostgreSQL"
+for template in ${SCHEMATHESIS_TEMPLATES:-social shop saas}; do
+  prepare "$template"
+  run_against "$template-sqlite" "sqlite://$work/$template.db"
+  pgdb="keel_st_$$_$template"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pgdb" >/dev/null
+  run_against "$template-postgres" "postgres://postgres@127.0.0.1:5432/$pgdb"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null
+  pgdb=""
+done
+echo "schemathesis: all checks passed on every template, on SQLite and PostgreSQL"

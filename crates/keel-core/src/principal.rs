@@ -1,6 +1,6 @@
-//! Who is asking. Only the anonymous principal exists until the auth layer lands;
-//! rules already see `auth.id`, `auth.email` and `auth.roles`.
+//! Who is asking: rules see it as `auth.id`, `auth.email` and `auth.roles`.
 
+use keel_expr::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -30,5 +30,26 @@ impl Principal {
     }
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+}
+
+impl Principal {
+    /// The value of `auth.<name>` in a rule: `auth.id`, `auth.email`, `auth.roles`.
+    pub fn auth_value(&self, path: &[String]) -> Value {
+        match path.get(1).map(String::as_str) {
+            Some("id") => self.id.map_or(Value::Null, Value::Uuid),
+            Some("email") => self.email.clone().map_or(Value::Null, Value::Text),
+            Some("roles") => Value::List(self.roles.iter().cloned().map(Value::Text).collect()),
+            _ => Value::Null,
+        }
+    }
+}
+
+impl keel_expr::CallerEnv for Principal {
+    fn auth(&self, path: &[String]) -> Value {
+        self.auth_value(path)
+    }
+    fn has_role(&self, role: &str) -> bool {
+        Principal::has_role(self, role)
     }
 }

@@ -77,23 +77,7 @@ use sea_query::ExprTrait;
 impl SqlScope for RowScope<'_> {
     fn path(&self, path: &[String]) -> PathSql {
         match path.first().map(String::as_str) {
-            Some("auth") => PathSql::Value(match path.get(1).map(String::as_str) {
-                Some("id") => self.principal.id.map_or(Value::Null, Value::Uuid),
-                Some("email") => self
-                    .principal
-                    .email
-                    .clone()
-                    .map_or(Value::Null, Value::Text),
-                Some("roles") => Value::List(
-                    self.principal
-                        .roles
-                        .iter()
-                        .cloned()
-                        .map(Value::Text)
-                        .collect(),
-                ),
-                _ => Value::Null,
-            }),
+            Some("auth") => PathSql::Value(self.principal.auth_value(path)),
             Some("input") => PathSql::Value(
                 path.get(1)
                     .and_then(|f| self.input.and_then(|i| i.get(f)))

@@ -45,11 +45,32 @@ pub enum Command {
     Design(crate::commands::design::DesignArgs),
 }
 
+/// The templates `keel init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// Users, posts, comments, likes and follows, with per-author rules.
+    Social,
+    /// A public catalogue, carts, orders and payments moving through a state machine.
+    Shop,
+    /// Organisations, memberships, projects and tasks, isolated per tenant.
+    Saas,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Social => "social",
+            Template::Shop => "shop",
+            Template::Saas => "saas",
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Starting point: `social` (users, posts, comments, likes, follows).
-    #[arg(long, default_value = "social")]
-    pub template: String,
+    /// Starting point for keel.toml.
+    #[arg(long, value_enum, default_value_t = Template::Social)]
+    pub template: Template,
     /// Directory to write keel.toml into (created if missing).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
@@ -102,7 +123,8 @@ pub struct MigrateArgs {
     pub allow_destructive: bool,
 }
 
-#[derive(Debug, clap::Args)]
+/// `Debug` by hand: the secret never prints.
+#[derive(clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub spec: SpecArg,
@@ -127,6 +149,21 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "KEEL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("spec", &self.spec)
+            .field("database", &self.database)
+            .field("addr", &self.addr)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("max_body", &self.max_body)
+            .field("request_timeout", &self.request_timeout)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .finish()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,4 +203,23 @@ pub enum AdminCommand {
     },
     /// Add a new token-signing key; tokens signed with older keys stay valid.
     RotateKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serve_secret_never_prints() {
+        let cli = Cli::try_parse_from([
+            "keel",
+            "serve",
+            "--secret",
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+        ])
+        .expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 }

@@ -41,7 +41,14 @@ impl Engine {
     ) -> Result<Created, CoreError> {
         let c = self.collection(collection)?;
         let dialect = self.dialect();
-        if c.access.create.is_none() && !principal.system {
+        // Refused before anything is read when the caller alone decides the rule, so
+        // a denied caller learns nothing from validation, refs or conflicts.
+        if !principal.system
+            && c.access
+                .create
+                .as_ref()
+                .is_none_or(|r| keel_expr::decide_for_caller(&r.typed, principal) == Some(false))
+        {
             return Err(self.denied(principal, Operation::Create, c));
         }
         let obj = body_object(body)?;
@@ -93,7 +100,7 @@ impl Engine {
         {
             return Ok(replay);
         }
-        self.check_refs(&mut tx, c, &input).await?;
+        self.check_refs(&mut tx, c, principal, &input).await?;
 
         let mut row: Vec<(String, Storage, Value)> = vec![
             ("id".into(), Storage::Uuid, Value::Uuid(id)),

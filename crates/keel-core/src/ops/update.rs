@@ -79,7 +79,7 @@ impl Engine {
                 if_match,
             )
             .await?;
-        self.check_refs(&mut tx, c, &input).await?;
+        self.check_refs(&mut tx, c, principal, &input).await?;
         let now = time::OffsetDateTime::now_utc();
         let mut update = Query::update();
         update.table(Alias::new(&c.name));

@@ -98,32 +98,40 @@ impl Engine {
         Ok(Some((sealed(&columns, row), checks)))
     }
 
-    /// A ref must point at an existing record: a 422 naming the field, not a
-    /// foreign-key error from the database.
+    /// A ref must point at a record the caller may read: a 409 naming the field, not
+    /// a foreign-key error from the database. A record the caller may not read
+    /// answers exactly as a missing one, so a ref cannot probe for existence.
     pub(crate) async fn check_refs(
         &self,
         tx: &mut Tx<'_>,
         c: &Collection,
+        principal: &Principal,
         input: &BTreeMap<String, Value>,
     ) -> Result<(), CoreError> {
         let dialect = tx.dialect();
-        let mut errors = Vec::new();
+        // Statements first: a rule's scope is not shareable across an await.
+        let mut probes = Vec::new();
         for (name, v) in input {
             let (Some(FieldType::Ref { to, .. }), Value::Uuid(id)) =
                 (c.field(name).map(|f| &f.ty), v)
             else {
                 continue;
             };
+            let Some(target) = self.model.collection(to) else {
+                continue;
+            };
+            let scope = RowScope::new(&self.model, target, principal);
             let q = Query::select()
                 .expr(Expr::cust("1"))
                 .from(Alias::new(to))
-                .and_where(Expr::col(Alias::new("id")).eq(id_value(*id, dialect)))
+                .and_where(col(to, "id").eq(id_value(*id, dialect)))
+                .and_where(rule_predicate(target.access.read.as_ref(), &scope, dialect))
                 .to_owned();
-            if tx
-                .query(&Stmt::build(&q, dialect), &[Storage::Int])
-                .await?
-                .is_empty()
-            {
+            probes.push((name, to, *id, Stmt::build(&q, dialect)));
+        }
+        let mut errors = Vec::new();
+        for (name, to, id, stmt) in probes {
+            if tx.query(&stmt, &[Storage::Int]).await?.is_empty() {
                 errors.push(FieldError::new(
                     name,
                     "not_found",

@@ -14,14 +14,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 pub fn run(args: InitArgs) -> ExitCode {
-    let Some((_, source)) = TEMPLATES.iter().find(|(n, _)| *n == args.template) else {
-        let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-        eprintln!(
-            "error: unknown template `{}`; available: {}",
-            args.template,
-            names.join(", ")
-        );
-        return ExitCode::from(2);
+    let name = args.template.name();
+    let Some((_, source)) = TEMPLATES.iter().find(|(n, _)| *n == name) else {
+        eprintln!("error: the template `{name}` is missing from this build");
+        return ExitCode::FAILURE;
     };
     if let Err(e) = std::fs::create_dir_all(&args.dir) {
         eprintln!("error: cannot create {}: {e}", args.dir.display());
@@ -39,7 +35,7 @@ pub fn run(args: InitArgs) -> ExitCode {
         eprintln!("error: cannot write {}: {e}", path.display());
         return ExitCode::FAILURE;
     }
-    println!("wrote {} (template `{}`)", path.display(), args.template);
+    println!("wrote {} (template `{name}`)", path.display());
     println!("next: keel check {0} && keel serve {0}", path.display());
     ExitCode::SUCCESS
 }

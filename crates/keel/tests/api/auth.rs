@@ -367,8 +367,11 @@ async fn rules_per_user_and_roles(b: Backend) {
         .send()
         .await
         .unwrap();
-    let p = problem(res, 403).await;
-    assert_eq!(p["type"], "/docs/errors#forbidden");
+    // Bob may not read Ada's user record, so to him her id is no record at all: the
+    // same 409 as a ref to nothing (a ref must never reveal what the caller cannot read).
+    let p = problem(res, 409).await;
+    assert_eq!(p["errors"][0]["field"], "author", "{p}");
+    assert_eq!(p["errors"][0]["code"], "not_found", "{p}");
     let public: Value = as_user(&ada, reqwest::Method::POST, "/v1/posts")
         .json(&json!({"title": "public"}))
         .send()

@@ -68,7 +68,24 @@ fn init_writes_a_spec_that_checks() {
     assert_eq!(out.status.code(), Some(1), "refuses to overwrite");
     let out = keel(&["init", "--template", "nope", "x"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("available: social"));
+    assert!(
+        text(&out.stderr).contains("possible values: social, shop, saas"),
+        "{}",
+        text(&out.stderr)
+    );
+    // `--help` names every template, each with what it holds.
+    let out = keel(&["init", "--help"], dir.path());
+    let help = text(&out.stdout);
+    for name in ["social", "shop", "saas"] {
+        assert!(help.contains(name), "{help}");
+    }
+    // Every template writes a spec that checks.
+    for name in ["shop", "saas"] {
+        let out = keel(&["init", "--template", name, name], dir.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = keel(&["check", &format!("{name}/keel.toml")], dir.path());
+        assert!(out.status.code() != Some(2), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

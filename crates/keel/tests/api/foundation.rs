@@ -143,7 +143,77 @@ async fn rejections_are_problem_json(b: Backend) {
     assert_eq!(app.list("/v1/people").await["items"], json!([]));
 }
 
+const REFS: &str = r#"
+[app]
+name = "refs"
+[auth]
+password = true
+[collections.notes]
+fields.owner = { type = "ref", to = "users", default = "auth.id", immutable = true }
+fields.text = { type = "text" }
+access.read = "owner == auth.id"
+access.create = "auth.id != null"
+[collections.pins]
+fields.note = { type = "ref", to = "notes", required = true }
+access.read = "true"
+access.create = "auth.id != null"
+access.update = "auth.id != null"
+"#;
+
+/// A ref to a record the caller may not read answers exactly as a ref to none.
+async fn refs_do_not_reveal_unreadable_records(b: Backend) {
+    let app = spawn_app(b, REFS).await;
+    let ada = crate::auth::signup(&app, "ada@example.com").await;
+    let bob = crate::auth::signup(&app, "bob@example.com").await;
+    let as_user = |token: &str, body: Value| {
+        app.client
+            .post(app.url("/v1/pins"))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&body)
+            .send()
+    };
+    let note = app
+        .client
+        .post(app.url("/v1/notes"))
+        .header("authorization", format!("Bearer {}", ada.token))
+        .json(&json!({"text": "mine"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let hidden = note["id"].as_str().unwrap().to_string();
+    let missing = uuid::Uuid::now_v7().to_string();
+    // The owner may pin it.
+    assert_eq!(
+        as_user(&ada.token, json!({"note": hidden}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Bob cannot tell Ada's note from no note at all.
+    let mut answers = Vec::new();
+    for id in [&hidden, &missing] {
+        let res = as_user(&bob.token, json!({"note": id})).await.unwrap();
+        let mut p = problem(res, 409).await;
+        let detail = p["detail"].as_str().unwrap().replace(id.as_str(), "<id>");
+        p["detail"] = json!(detail);
+        let msg = p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .replace(id.as_str(), "<id>");
+        p["errors"][0]["message"] = json!(msg);
+        p.as_object_mut().unwrap().remove("request_id");
+        answers.push(p);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0]["errors"][0]["field"], "note");
+}
+
 backend_tests!(
+    refs_do_not_reveal_unreadable_records,
     encrypted_fields_never_rest_in_plaintext,
     if_match_follows_rfc_9110,
     rejections_are_problem_json,
