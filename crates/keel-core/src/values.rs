@@ -12,7 +12,9 @@ pub fn from_json(ty: &FieldType, v: &Json) -> Value {
         (Json::Null, _) => Value::Null,
         (_, Storage::Json) => Value::Json(v.clone()),
         (Json::Bool(b), _) => Value::Bool(*b),
-        (Json::Number(n), Storage::Int) => n.as_i64().map_or(Value::Null, Value::Int),
+        (Json::Number(_), Storage::Int) => {
+            keel_spec::validate::json_integer(v).map_or(Value::Null, Value::Int)
+        }
         (Json::Number(n), _) => n.as_f64().map_or(Value::Null, Value::Float),
         (Json::String(s), Storage::Datetime) => {
             keel_expr::parse_datetime(s).map_or(Value::Null, Value::Datetime)

@@ -84,7 +84,7 @@ pub fn check_value_with(
             Ok(())
         }
         FieldType::Int { min, max } => {
-            let n = v.as_i64().ok_or_else(|| expect("an integer"))?;
+            let n = json_integer(v).ok_or_else(|| expect("an integer"))?;
             if min.is_some_and(|m| n < m) {
                 return Err(ValueError::new(
                     "too_small",
@@ -228,6 +228,19 @@ fn is_url(s: &str) -> bool {
     }
 }
 
+/// A JSON number that is a whole number, as JSON Schema's `integer` counts it: `58`
+/// and `58.0` both are (clients and generators in languages without an integer type
+/// send the latter), `58.5` and anything beyond `i64` are not.
+pub fn json_integer(v: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    // i64::MAX is not representable; 2^63 is the first float beyond the range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +308,18 @@ mod tests {
         assert_eq!(
             check_value(&ty, &json!(1.5)).map_err(|e| e.code),
             Err("type")
+        );
+        // JSON Schema's `integer`: a whole number written as a float is one.
+        assert!(check_value(&ty, &json!(7.0)).is_ok());
+        assert_eq!(
+            check_value(&ty, &json!(11.0)).map_err(|e| e.code),
+            Err("too_large")
+        );
+        assert_eq!(json_integer(&json!(-3.0)), Some(-3));
+        assert_eq!(json_integer(&json!(9.3e18)), None);
+        assert_eq!(
+            json_integer(&json!(-9.223_372_036_854_776e18)),
+            Some(i64::MIN)
         );
     }
 }

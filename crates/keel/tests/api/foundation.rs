@@ -13,6 +13,7 @@ const SPEC: &str = r#"
 name = "foundation"
 [collections.people]
 fields.name = { type = "text" }
+fields.age = { type = "int", min = 0, max = 150 }
 fields.ssn = { type = "text", encrypted = true, max_length = 11 }
 fields.medical = { type = "json", encrypted = true }
 access.read = "true"
@@ -212,7 +213,20 @@ async fn refs_do_not_reveal_unreadable_records(b: Backend) {
     assert_eq!(answers[0]["errors"][0]["field"], "note");
 }
 
+/// JSON Schema's `integer` (what OpenAPI promises) counts `58.0` as an integer.
+async fn whole_floats_are_integers(b: Backend) {
+    let app = spawn_app(b, SPEC).await;
+    let p = app.create("people", json!({"age": 58.0})).await;
+    assert_eq!(p["age"], json!(58));
+    assert!(p["age"].is_i64(), "{p}");
+    let e = problem(app.post("/v1/people", json!({"age": 58.5})).await, 422).await;
+    assert_eq!(e["errors"][0]["code"], "type");
+    let e = problem(app.post("/v1/people", json!({"age": 151.0})).await, 422).await;
+    assert_eq!(e["errors"][0]["code"], "too_large");
+}
+
 backend_tests!(
+    whole_floats_are_integers,
     refs_do_not_reveal_unreadable_records,
     encrypted_fields_never_rest_in_plaintext,
     if_match_follows_rfc_9110,
