@@ -5,7 +5,7 @@
 //! - [`plan`]: capacity plan and technology choices from `[scale]` (pure);
 //! - [`document`], [`artifacts`], [`html`]: ARCHITECTURE.md and the files beside it (pure);
 //! - [`samples`]: the API samples as plain data, recorded by `keel::samples` driving
-//!   the real app in process; [`example`]: the field values their requests are built of.
+//!   the real app in process (their request bodies come from `keel_spec::example`).
 //!
 //! [`render`] ties them together; the output is deterministic: the same spec and
 //! samples give byte-identical files.
@@ -13,7 +13,6 @@
 pub mod analysis;
 pub mod artifacts;
 pub mod document;
-pub mod example;
 pub mod html;
 pub mod plan;
 pub mod review;

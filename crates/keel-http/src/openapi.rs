@@ -96,28 +96,11 @@ fn nullable(mut s: Value) -> Value {
     }
 }
 
+/// An example value for a field that passes its own constraints (pattern, lengths,
+/// bounds); refs get a well-formed id.
 fn example_value(f: &Field) -> Value {
-    match &f.ty {
-        FieldType::Text { min_length, .. } => {
-            let base = format!("example {}", f.name.replace('_', " "));
-            let min = min_length.unwrap_or(0) as usize;
-            if base.chars().count() < min {
-                json!(base.clone() + &"x".repeat(min - base.chars().count()))
-            } else {
-                json!(base)
-            }
-        }
-        FieldType::Int { min, .. } => json!(min.unwrap_or(0).max(1)),
-        FieldType::Float { min, .. } => json!(min.unwrap_or(0.0).max(1.5)),
-        FieldType::Bool => json!(true),
-        FieldType::Datetime => json!("2026-01-31T12:00:00.000000Z"),
-        FieldType::Date => json!("2026-01-31"),
-        FieldType::Uuid | FieldType::Ref { .. } => json!("0193b1c4-7f2e-7a3b-9c4d-5e6f7a8b9c0d"),
-        FieldType::Email => json!("ada@example.com"),
-        FieldType::Url => json!("https://example.com/"),
-        FieldType::Enum { values } => json!(values.first()),
-        FieldType::Json => json!({"key": "value"}),
-    }
+    keel_spec::example::example(&f.name, &f.ty, 1)
+        .unwrap_or_else(|| json!("0193b1c4-7f2e-7a3b-9c4d-5e6f7a8b9c0d"))
 }
 
 fn record_schema(c: &Collection) -> Value {
@@ -168,7 +151,7 @@ fn body_schema(c: &Collection, op: Operation) -> Value {
         if op == Operation::Create && f.required && f.default.is_none() {
             required.push(f.name.clone());
         }
-        if f.required && f.default.is_none() && !matches!(f.ty, FieldType::Ref { .. }) {
+        if f.required && f.default.is_none() {
             example.insert(f.name.clone(), example_value(f));
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod builtin;
 pub mod error;
+pub mod example;
 pub mod load;
 pub mod model;
 pub mod schema;

@@ -3,6 +3,8 @@
 usage: check_design.py DESIGN_DIR SAMPLES_JSON SPEC_TOML
 
 - openapi.json is valid OpenAPI 3.1 (openapi-spec-validator);
+- every example in openapi.json satisfies the schema it stands in (patterns,
+  lengths, bounds);
 - every API sample (the ones ARCHITECTURE.md shows) validates against the OpenAPI
   schemas of its operation and status: response bodies always, request bodies for
   successful calls;
@@ -79,6 +81,33 @@ for s in samples:
             problems.append(f"{s['method']} {s['route']} request: {err.message} at {list(err.absolute_path)}")
         validated += 1
 check(validated > 0, "no sample was validated")
+
+# --- every example in openapi.json satisfies the schema it stands in ---
+examples_checked = 0
+
+
+def check_examples(node, where):
+    global examples_checked
+    if isinstance(node, dict):
+        if isinstance(node.get("examples"), list) and ("type" in node or "properties" in node or "$ref" in node):
+            schema = {k: v for k, v in node.items() if k != "examples"}
+            for ex in node["examples"]:
+                for err in validator(schema).iter_errors(ex):
+                    problems.append(f"{where}: example {json.dumps(ex)} breaks its own schema: {err.message}")
+                examples_checked += 1
+        if "example" in node and isinstance(node.get("schema"), dict):
+            for err in validator(node["schema"]).iter_errors(node["example"]):
+                problems.append(f"{where}: example {json.dumps(node['example'])} breaks its schema: {err.message}")
+            examples_checked += 1
+        for k, v in node.items():
+            check_examples(v, f"{where}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            check_examples(v, f"{where}/{i}")
+
+
+check_examples(doc, "#")
+check(examples_checked > 0, "openapi.json has no examples to check")
 
 # --- docker-compose.yml ---
 compose = yaml.safe_load((design / "docker-compose.yml").read_text())

@@ -1,7 +1,7 @@
 //! The request bodies the samples send: a valid create body (refs point at the
 //! sample records made before), a small valid change, and a change of the wrong type.
 
-use keel_design::example::example;
+use keel_spec::example::example;
 use keel_spec::{Collection, DefaultValue, FieldType};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;

@@ -1,8 +1,9 @@
 //! Example field values: for each field type, a value that passes its constraints
 //! (lengths, pattern, bounds), varied by `n` so unique fields get distinct values.
-//! The API samples build their request bodies from these.
+//! The OpenAPI examples and the design document's API samples both come from here,
+//! so an example never breaks the schema it illustrates.
 
-use keel_spec::FieldType;
+use crate::FieldType;
 use serde_json::{Value as Json, json};
 
 /// A value of `ty` that passes its constraints; `n` varies it for unique fields.
