@@ -1,7 +1,7 @@
 //! Rows as records: stored values to JSON, encrypted fields opened or sealed, and
 //! `fields` projections.
 
-use crate::engine::*;
+use crate::engine::Engine;
 use crate::error::CoreError;
 use keel_expr::Value;
 use keel_spec::{Collection, Field, Storage};

@@ -1,13 +1,13 @@
 //! Create: validate the body, insert, check the create rule against the stored
 //! row, append the event, remember the outcome for an `Idempotency-Key`.
 
-use crate::engine::*;
+use crate::engine::{Created, Engine};
 use crate::error::{CoreError, FieldError};
 use crate::principal::Principal;
 use crate::sql::{RowScope, rule_predicate};
 use crate::values;
-use crate::write::idempotency::*;
-use crate::write::input::*;
+use crate::write::idempotency::IdempotencyKey;
+use crate::write::input::{body_object, reject_unknown};
 use keel_expr::Value;
 use keel_spec::{DefaultValue, FieldType, Operation, Storage};
 use keel_store::{Stmt, StoreError};

@@ -1,7 +1,7 @@
 //! Delete: under the delete rule and the expected version; the event carries the
 //! record as it was.
 
-use crate::engine::*;
+use crate::engine::{Engine, id_value};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::sql::RowScope;

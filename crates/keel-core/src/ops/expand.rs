@@ -1,7 +1,7 @@
 //! `expand`: the records that ref fields point at, embedded, each under its own
 //! read rule (one query per ref field, not one per record).
 
-use crate::engine::*;
+use crate::engine::{Engine, id_value, storages};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::sql::{RowScope, col, rule_predicate};

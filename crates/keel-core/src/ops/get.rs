@@ -1,7 +1,7 @@
 //! Get by id: one record under the read rule, with its statement built once per
 //! collection and principal.
 
-use crate::engine::*;
+use crate::engine::{Engine, id_value, storages};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::query::Projection;

@@ -1,11 +1,11 @@
 //! Update: a partial change under the update rule and the expected version.
 
-use crate::engine::*;
+use crate::engine::{Engine, id_value};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::sql::RowScope;
 use crate::values;
-use crate::write::input::*;
+use crate::write::input::{body_object, reject_unknown};
 use keel_expr::Value;
 use keel_spec::{Operation, Storage};
 use keel_store::Stmt;

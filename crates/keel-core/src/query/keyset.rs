@@ -2,7 +2,7 @@
 //! total sort order.
 
 use super::SortKey;
-use crate::engine::*;
+use crate::engine::{Engine, not_null};
 use crate::error::CoreError;
 use crate::sql::col;
 use crate::values;

@@ -1,6 +1,6 @@
 //! Database constraint failures as the conflicts a client can act on.
 
-use crate::engine::*;
+use crate::engine::Engine;
 use crate::error::{CoreError, FieldError};
 use keel_spec::Collection;
 use keel_store::StoreError;

@@ -1,7 +1,7 @@
 //! The row a write changes, read and locked inside its transaction, and the rules
 //! decided on it; refs checked to point at something.
 
-use crate::engine::*;
+use crate::engine::{Engine, id_value, storages};
 use crate::error::{CoreError, FieldError};
 use crate::principal::Principal;
 use crate::record::sealed;

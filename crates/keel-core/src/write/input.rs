@@ -1,7 +1,7 @@
 //! A request body made into typed field values: unknown, readonly and immutable
 //! fields refused, each value checked against its field.
 
-use crate::engine::*;
+use crate::engine::Engine;
 use crate::error::{CoreError, FieldError};
 use crate::values;
 use keel_expr::Value;

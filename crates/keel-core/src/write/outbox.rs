@@ -1,6 +1,6 @@
 //! The event of a change, appended to the outbox in the change's transaction.
 
-use crate::engine::*;
+use crate::engine::Engine;
 use crate::error::CoreError;
 use keel_spec::Collection;
 use keel_store::Tx;
