@@ -19,6 +19,8 @@ pub struct Model {
     pub collections: Vec<Collection>,
     pub limits: Vec<Limit>,
     pub webhooks: Vec<Webhook>,
+    /// `[events]`: retention and the brokers events are published to.
+    pub events: EventsConfig,
     pub flags: BTreeMap<String, Flag>,
     pub scale: Scale,
 }
@@ -111,7 +113,67 @@ pub struct Webhook {
     pub name: String,
     pub url: String,
     pub on: Vec<String>,
+    /// `whsec_<base64>` (Standard Webhooks); several, space-separated, while rotating.
     pub secret: Option<String>,
+    pub filter: Option<EventFilter>,
+    /// May reach private and loopback addresses (refused by default).
+    pub allow_private: bool,
+    pub span: SourceSpan,
+}
+
+/// A webhook's `filter`: the expression language over the event's record (`data`;
+/// `previous` for a delete), type-checked against each collection the webhook hears.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    pub source: String,
+    /// The filter typed for each collection whose events the webhook receives.
+    pub typed: BTreeMap<String, Typed>,
+    pub span: SourceSpan,
+}
+
+/// Delivered events are kept this long by default (seconds): 7 days.
+pub const DEFAULT_EVENT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+
+/// `[events]`: how long events are kept, and the brokers they are published to (every
+/// event goes to every configured broker). Webhooks are [`Model::webhooks`].
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Events are pruned this many seconds after they occurred, once none of their
+    /// deliveries is pending; the realtime feed can resume within this window.
+    pub retention_secs: u64,
+    pub nats: Option<NatsConfig>,
+    pub rabbitmq: Option<RabbitMqConfig>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            retention_secs: DEFAULT_EVENT_RETENTION_SECS,
+            nats: None,
+            rabbitmq: None,
+        }
+    }
+}
+
+/// `[events.nats]`: NATS JetStream. Subjects are `<subject_prefix>.<collection>.<op>`,
+/// captured by `stream` (created if missing). `Debug` redacts URL credentials.
+#[derive(Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Default `keel.<app name>`.
+    pub subject_prefix: String,
+    /// Default `KEEL_<APP NAME>` (upper case, `-` and `.` as `_`).
+    pub stream: String,
+    pub span: SourceSpan,
+}
+
+/// `[events.rabbitmq]`: a topic exchange, routing key `<collection>.<op>`. `Debug`
+/// redacts URL credentials.
+#[derive(Clone)]
+pub struct RabbitMqConfig {
+    pub url: String,
+    /// Default `keel`.
+    pub exchange: String,
     pub span: SourceSpan,
 }
 
@@ -500,6 +562,8 @@ impl fmt::Debug for Webhook {
             url,
             on,
             secret,
+            filter,
+            allow_private,
             span,
         } = self;
         f.debug_struct("Webhook")
@@ -507,6 +571,40 @@ impl fmt::Debug for Webhook {
             .field("url", &UrlRedacted(url))
             .field("on", on)
             .field("secret", &redacted(secret))
+            .field("filter", &filter.as_ref().map(|f| &f.source))
+            .field("allow_private", allow_private)
+            .field("span", span)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            url,
+            subject_prefix,
+            stream,
+            span,
+        } = self;
+        f.debug_struct("NatsConfig")
+            .field("url", &UrlRedacted(url))
+            .field("subject_prefix", subject_prefix)
+            .field("stream", stream)
+            .field("span", span)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RabbitMqConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            url,
+            exchange,
+            span,
+        } = self;
+        f.debug_struct("RabbitMqConfig")
+            .field("url", &UrlRedacted(url))
+            .field("exchange", exchange)
             .field("span", span)
             .finish()
     }

@@ -57,6 +57,7 @@ pub(super) fn resolve(raw: RawSpec, diag: &mut Diagnostics<'_>) -> Resolved {
             collections,
             limits: raw.limits,
             webhooks: raw.webhooks,
+            events: Default::default(),
             flags: raw.flags,
             scale: raw.scale,
         },

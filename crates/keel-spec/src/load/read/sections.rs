@@ -117,6 +117,8 @@ impl Reader<'_, '_> {
             url: String::new(),
             on: Vec::new(),
             secret: None,
+            filter: None,
+            allow_private: false,
             span: item.span(),
         };
         for (k, v) in t.iter() {
