@@ -37,6 +37,12 @@ pub struct Engine {
     pub(crate) by_id: crate::statements::ByIdSelects,
     /// List filters already parsed and checked.
     pub(crate) filters: crate::statements::ParsedFilters,
+    /// Which destinations want which events (built once from the model).
+    pub(crate) destinations: crate::write::outbox::Destinations,
+    /// Per collection, the ref fields that point at it: `(collection, field, on_delete)`.
+    pub(crate) referrers: HashMap<String, Vec<(String, String, keel_spec::OnDelete)>>,
+    /// Signalled after every committed write, so the relay delivers at once.
+    pub(crate) committed: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -53,7 +59,22 @@ impl Engine {
                 }
             }
         }
+        let mut referrers: HashMap<String, Vec<(String, String, keel_spec::OnDelete)>> =
+            HashMap::new();
+        for c in &model.collections {
+            for f in &c.fields {
+                if let FieldType::Ref { to, on_delete, .. } = &f.ty {
+                    referrers.entry(to.clone()).or_default().push((
+                        c.name.clone(),
+                        f.name.clone(),
+                        *on_delete,
+                    ));
+                }
+            }
+        }
         Self {
+            destinations: crate::write::outbox::Destinations::new(&model),
+            referrers,
             model,
             store,
             cursor: CursorKey::new(cursor_secret),
@@ -61,7 +82,13 @@ impl Engine {
             cipher: None,
             by_id: Default::default(),
             filters: Default::default(),
+            committed: Default::default(),
         }
+    }
+
+    /// Notified after each committed write (the outbox relay waits on it).
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.committed.clone()
     }
 
     /// Use these keys for `encrypted` fields.

@@ -6,16 +6,23 @@
 //! - [`sink`]: what a destination is, and how a delivery attempt ends ([`Outcome`]);
 //! - [`signature`]: Standard Webhooks secrets, signing and verification;
 //! - [`schedule`]: the retry schedule (backoff, jitter, `Retry-After`);
-//! - [`breaker`]: the circuit breaker of one endpoint.
+//! - [`breaker`]: the circuit breaker of one endpoint;
+//! - [`webhook`]: the webhook sink (signed, private addresses refused);
+//! - [`relay`]: the outbox relay every node runs; [`metrics`]: what it reports.
 
 pub mod breaker;
 pub mod envelope;
+pub mod metrics;
+pub mod relay;
 pub mod schedule;
 pub mod signature;
 pub mod sink;
+pub mod webhook;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use envelope::Envelope;
+pub use relay::{Relay, RelaySettings};
 pub use schedule::RetrySchedule;
 pub use signature::{SecretError, VerifyError, WebhookSecret, WebhookSecrets};
 pub use sink::{Outcome, Sink};
+pub use webhook::WebhookSink;

@@ -52,6 +52,7 @@ pub struct Shared {
     pub openapi: Arc<Vec<u8>>,
     pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
     pub metrics: Arc<metrics::Metrics>,
+    pub metrics_sources: Vec<Arc<dyn metrics::MetricsSource>>,
     /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
 }
@@ -67,6 +68,8 @@ pub struct Services {
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
     /// Quotas and the store they count in (in-process or shared).
     pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
+    /// Metrics of other services (the event relay), served on `/metrics` too.
+    pub metrics_sources: Vec<Arc<dyn metrics::MetricsSource>>,
 }
 
 impl Services {
@@ -81,6 +84,7 @@ impl Services {
                 policy,
                 Arc::new(keel_core::ratelimit::RateLimiter::new()),
             )),
+            metrics_sources: Vec::new(),
         }
     }
 }
@@ -92,6 +96,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         auth,
         oauth,
         rate_limits,
+        metrics_sources,
     } = services;
     let openapi = openapi::document(engine.model());
     let metrics = limits.metrics.clone();
@@ -103,6 +108,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         auth,
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
         metrics,
+        metrics_sources,
     }));
     Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -194,7 +200,11 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 async fn metrics_text(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let mut res = state.metrics.render().into_response();
+    let mut text = state.metrics.render();
+    for source in &state.metrics_sources {
+        source.render(&mut text);
+    }
+    let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -172,3 +172,10 @@ mod tests {
         );
     }
 }
+
+/// Another part of the app with metrics of its own (the event relay), appended to
+/// `/metrics` after the HTTP layer's.
+pub trait MetricsSource: Send + Sync {
+    /// Append Prometheus text to `out`.
+    fn render(&self, out: &mut String);
+}

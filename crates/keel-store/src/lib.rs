@@ -9,6 +9,7 @@
 //! - `sqlite` / `postgres`: the two drivers; `bind`: values in and out.
 
 pub mod bind;
+pub mod events;
 mod error;
 pub mod migrate;
 mod postgres;

@@ -1,7 +1,7 @@
 //! Keel's own tables, beside the model's:
 //! - `_keel_migrations`: what was applied, when, and which tables Keel manages;
-//! - `_keel_outbox`: one row per change, written in the change's transaction and
-//!   relayed after commit (webhooks, broker, realtime);
+//! - `_keel_events`, `_keel_deliveries`, `_keel_destinations`: the outbox (see
+//!   [`crate::events`]);
 //! - `_keel_idempotency_keys`: the first outcome of a request with an
 //!   `Idempotency-Key` (the record in its stored form: encrypted fields stay
 //!   ciphertext), replayed on retry (it replaced `_keel_idempotency`, which kept
@@ -66,16 +66,6 @@ CREATE TABLE IF NOT EXISTS _keel_migrations (
   tables TEXT NOT NULL,
   statements TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_id TEXT NOT NULL UNIQUE,
-  topic TEXT NOT NULL,
-  collection TEXT NOT NULL,
-  record_id TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  relayed_at TEXT
-);
 DROP TABLE IF EXISTS _keel_idempotency;
 CREATE TABLE IF NOT EXISTS _keel_idempotency_keys (
   scope TEXT NOT NULL,
@@ -100,16 +90,6 @@ CREATE TABLE IF NOT EXISTS _keel_migrations (
   tables TEXT NOT NULL,
   statements TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _keel_outbox (
-  seq BIGSERIAL PRIMARY KEY,
-  event_id UUID NOT NULL UNIQUE,
-  topic TEXT NOT NULL,
-  collection TEXT NOT NULL,
-  record_id UUID NOT NULL,
-  payload JSONB NOT NULL,
-  created_at TIMESTAMPTZ NOT NULL,
-  relayed_at TIMESTAMPTZ
-);
 DROP TABLE IF EXISTS _keel_idempotency;
 CREATE TABLE IF NOT EXISTS _keel_idempotency_keys (
   scope TEXT NOT NULL,
@@ -128,7 +108,7 @@ CREATE TABLE IF NOT EXISTS _keel_meta (
 "
         .into(),
     };
-    specific + PORTABLE_DDL
+    specific + PORTABLE_DDL + crate::events::ddl(dialect)
 }
 
 fn p(dialect: Dialect, n: usize) -> String {
@@ -157,68 +137,6 @@ pub fn meta_select(dialect: Dialect, key: &str) -> Stmt {
 }
 
 /// One change event, appended in the same transaction as the change.
-#[derive(Debug, Clone)]
-pub struct OutboxEvent {
-    pub event_id: uuid::Uuid,
-    /// `posts.created`, `posts.updated`, `posts.deleted`
-    pub topic: String,
-    pub collection: String,
-    pub record_id: uuid::Uuid,
-    pub payload: serde_json::Value,
-    pub created_at: time::OffsetDateTime,
-}
-
-pub fn outbox_insert(dialect: Dialect, e: &OutboxEvent) -> Stmt {
-    let (id, rid, payload, at): (Value, Value, Value, Value) = match dialect {
-        Dialect::Sqlite => (
-            e.event_id.hyphenated().to_string().into(),
-            e.record_id.hyphenated().to_string().into(),
-            e.payload.to_string().into(),
-            keel_expr::format_datetime(e.created_at).into(),
-        ),
-        Dialect::Postgres => (
-            Value::Uuid(Some(e.event_id)),
-            Value::Uuid(Some(e.record_id)),
-            Value::Json(Some(Box::new(e.payload.clone()))),
-            Value::TimeDateTimeWithTimeZone(Some(e.created_at)),
-        ),
-    };
-    Stmt::new(
-        format!(
-            "INSERT INTO _keel_outbox (event_id, topic, collection, record_id, payload, created_at) VALUES ({}, {}, {}, {}, {}, {})",
-            p(dialect, 1),
-            p(dialect, 2),
-            p(dialect, 3),
-            p(dialect, 4),
-            p(dialect, 5),
-            p(dialect, 6)
-        ),
-        vec![
-            id,
-            e.topic.clone().into(),
-            e.collection.clone().into(),
-            rid,
-            payload,
-            at,
-        ],
-    )
-}
-
-/// The outbox rows not relayed yet, oldest first (topic, payload).
-pub fn outbox_pending(dialect: Dialect, limit: i64) -> Stmt {
-    let payload = match dialect {
-        Dialect::Sqlite => "payload",
-        Dialect::Postgres => "payload::text",
-    };
-    Stmt::new(
-        format!(
-            "SELECT seq, topic, {payload} FROM _keel_outbox WHERE relayed_at IS NULL ORDER BY seq LIMIT {}",
-            p(dialect, 1)
-        ),
-        vec![limit.into()],
-    )
-}
-
 /// The first outcome of an idempotent request: what the operation did, not how a
 /// surface answered it.
 #[derive(Debug, Clone, PartialEq)]

@@ -34,6 +34,8 @@ pub struct Settings {
     pub access_log: Option<Arc<dyn keel_http::AccessLog>>,
     /// Where rate-limit state lives; `None` is the in-process store.
     pub limit_store: Option<Arc<dyn LimitStore>>,
+    /// How the event relay paces itself (retention comes from keel.toml).
+    pub relay: keel_events::RelaySettings,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             max_body_bytes: 1024 * 1024,
             access_log: None,
             limit_store: None,
+            relay: keel_events::RelaySettings::default(),
         }
     }
 }
@@ -82,6 +85,8 @@ pub enum BuildError {
     MissingFieldKeys,
     #[error("cannot load the token-signing keys: {0}")]
     SigningKeys(String),
+    #[error("events: {0}")]
+    Events(#[from] crate::events::EventsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -97,6 +102,8 @@ pub struct App {
     router: axum::Router,
     listener: tokio::net::TcpListener,
     tls: Option<(PathBuf, PathBuf)>,
+    /// Delivers the outbox; started by [`App::run_until`].
+    relay: Arc<keel_events::Relay>,
     /// Applied migration steps, for the start-up log.
     pub migrated_steps: usize,
 }
@@ -115,6 +122,7 @@ impl App {
             max_body_bytes,
             access_log,
             limit_store,
+            relay,
         } = settings;
         let store =
             Store::open(&database_url)
@@ -156,12 +164,16 @@ impl App {
             LimitPolicy::from_model(engine.model()),
             limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
         ));
+        let relay = crate::events::relay(&engine, relay)?;
         let router = keel_http::router(
             keel_http::Services {
                 engine: engine.clone(),
                 auth: Some(auth.clone()),
                 oauth,
                 rate_limits,
+                metrics_sources: vec![Arc::new(crate::events::RelayMetricsSource(
+                    relay.metrics.clone(),
+                ))],
             },
             keel_http::Limits {
                 access_log,
@@ -188,6 +200,7 @@ impl App {
             router,
             listener,
             tls,
+            relay,
             migrated_steps,
         })
     }
@@ -219,17 +232,35 @@ impl App {
         self.router.clone()
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests and return.
+    /// The event relay (its metrics, for tests and `/metrics`).
+    pub fn relay(&self) -> &Arc<keel_events::Relay> {
+        &self.relay
+    }
+
+    /// Serve and relay events until `shutdown` resolves, then finish in-flight
+    /// requests and deliveries and return.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        match &self.tls {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let relay = tokio::spawn(self.relay.clone().run(until(stopped.clone())));
+        let served = match &self.tls {
             Some((cert, key)) => {
-                keel_http::serve_tls(self.listener, self.router, shutdown, cert, key).await
+                keel_http::serve_tls(self.listener, self.router, until(stopped), cert, key).await
             }
-            None => keel_http::serve(self.listener, self.router, shutdown).await,
-        }
+            None => keel_http::serve(self.listener, self.router, until(stopped)).await,
+        };
+        // Deliveries in flight finish (or their leases pass them to another node).
+        let _ = tokio::time::timeout(Duration::from_secs(15), relay).await;
+        served
     }
 }
 

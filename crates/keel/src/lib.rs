@@ -3,6 +3,7 @@
 //! and so does `keel design`, whose API samples ([`samples`]) are recorded from it.
 
 pub mod app;
+pub mod events;
 pub mod samples;
 
 pub use app::{App, BuildError, Settings};

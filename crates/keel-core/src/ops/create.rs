@@ -8,6 +8,7 @@ use crate::sql::{RowScope, rule_predicate};
 use crate::values;
 use crate::write::idempotency::IdempotencyKey;
 use crate::write::input::{body_object, reject_unknown};
+use crate::write::outbox::{Change, ChangeKind};
 use keel_expr::Value;
 use keel_spec::{DefaultValue, FieldType, Operation, Storage};
 use keel_store::{Stmt, StoreError};
@@ -160,12 +161,19 @@ impl Engine {
             tx.rollback().await?;
             return Err(self.denied(principal, Operation::Create, c));
         }
-        self.append_event(&mut tx, c, "created", id, &record, now)
+        let change = Change {
+            kind: ChangeKind::Created,
+            record_id: id,
+            data: Some(&record),
+            previous: None,
+        };
+        self.append_event(&mut tx, c, change, principal, now)
             .await?;
         if let Some(key) = &idempotency {
             self.remember_created(&mut tx, key, id, &record).await?;
         }
         tx.commit().await?;
+        self.committed.notify_one();
         Ok(Created {
             record: Json::Object(self.open(c, record)),
             id: id.hyphenated().to_string(),

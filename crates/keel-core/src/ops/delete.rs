@@ -5,6 +5,7 @@ use crate::engine::{Engine, id_value};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::sql::RowScope;
+use crate::write::outbox::{Change, ChangeKind};
 use keel_spec::Operation;
 use keel_store::Stmt;
 use sea_query::{Alias, Expr, ExprTrait, Query};
@@ -40,6 +41,12 @@ impl Engine {
                 if_match,
             )
             .await?;
+        let now = time::OffsetDateTime::now_utc();
+        // Children go first, each an event of its own (cascades and set-nulls are
+        // changes too); the database's own ON DELETE then finds nothing left to do.
+        let mut visited = std::collections::HashSet::from([(c.name.clone(), uuid)]);
+        self.cascade(&mut tx, c, uuid, principal, now, &mut visited)
+            .await?;
         let delete = Query::delete()
             .from_table(Alias::new(&c.name))
             .and_where(Expr::col(Alias::new("id")).eq(id_value(uuid, dialect)))
@@ -47,10 +54,16 @@ impl Engine {
         tx.execute(&Stmt::build(&delete, dialect))
             .await
             .map_err(|e| self.constraint_error(c, e))?;
-        let now = time::OffsetDateTime::now_utc();
-        self.append_event(&mut tx, c, "deleted", uuid, &current, now)
+        let change = Change {
+            kind: ChangeKind::Deleted,
+            record_id: uuid,
+            data: None,
+            previous: Some(&current),
+        };
+        self.append_event(&mut tx, c, change, principal, now)
             .await?;
         tx.commit().await?;
+        self.committed.notify_one();
         Ok(())
     }
 }

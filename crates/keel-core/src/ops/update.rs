@@ -6,6 +6,7 @@ use crate::principal::Principal;
 use crate::sql::RowScope;
 use crate::values;
 use crate::write::input::{body_object, reject_unknown};
+use crate::write::outbox::{Change, ChangeKind};
 use keel_expr::Value;
 use keel_spec::{Operation, Storage};
 use keel_store::Stmt;
@@ -67,7 +68,7 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         let scope = RowScope::new(&self.model, c, principal).with_input(&input);
         let checks = self.write_checks(c, &scope, Operation::Update, dialect);
-        let (_, version) = self
+        let (previous, version) = self
             .lock_for_write(
                 &mut tx,
                 c,
@@ -117,9 +118,16 @@ impl Engine {
         let Some((record, _)) = self.read_in_tx(&mut tx, c, uuid, &[]).await? else {
             return Err(not_found());
         };
-        self.append_event(&mut tx, c, "updated", uuid, &record, now)
+        let change = Change {
+            kind: ChangeKind::Updated,
+            record_id: uuid,
+            data: Some(&record),
+            previous: Some(&previous),
+        };
+        self.append_event(&mut tx, c, change, principal, now)
             .await?;
         tx.commit().await?;
+        self.committed.notify_one();
         Ok(Json::Object(self.open(c, record)))
     }
 }

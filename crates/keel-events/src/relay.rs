@@ -1,0 +1,484 @@
+//! The outbox relay: runs in every `keel serve`, leases due deliveries from the store
+//! (several nodes never hold the same one: `FOR UPDATE SKIP LOCKED` and a lease),
+//! hands each to its [`Sink`] and records the outcome: delivered, retried on the
+//! documented schedule, dead-lettered, or its destination disabled (a 410). Woken
+//! right after each local commit and by other nodes' commits, with a slow poll as the
+//! fallback; a destination that is down never blocks a write or another destination.
+
+use crate::breaker::{Breaker, BreakerConfig, BreakerState};
+use crate::envelope::Envelope;
+use crate::metrics::RelayMetrics;
+use crate::schedule::RetrySchedule;
+use crate::sink::{Outcome, Sink};
+use keel_spec::Storage;
+use keel_store::events::{self, DEAD, DELIVERED, PENDING};
+use keel_store::{Store, StoreError};
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+/// How the relay paces itself.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Poll at least this often (retries fall due, other nodes' commits).
+    pub poll: Duration,
+    /// A leased delivery is another node's to retry after this long.
+    pub lease: Duration,
+    /// At most this many deliveries in flight on this node.
+    pub max_in_flight: usize,
+    /// Events are pruned this long after they occurred (once settled).
+    pub retention: Duration,
+    /// How often to prune and refresh the pending gauges.
+    pub housekeeping: Duration,
+    pub schedule: RetrySchedule,
+    /// The circuit breaker of each destination.
+    pub breaker: BreakerConfig,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            max_in_flight: 64,
+            retention: Duration::from_secs(keel_spec::DEFAULT_EVENT_RETENTION_SECS),
+            housekeeping: Duration::from_secs(5),
+            schedule: RetrySchedule::default(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+/// One leased delivery.
+struct Lease {
+    destination: String,
+    seq: i64,
+    attempts: i32,
+    envelope: Envelope,
+}
+
+/// The relay of one node.
+pub struct Relay {
+    store: Store,
+    sinks: HashMap<String, Arc<dyn Sink>>,
+    settings: RelaySettings,
+    wake: Arc<Notify>,
+    breakers: Mutex<HashMap<String, Breaker>>,
+    in_flight: Mutex<HashMap<String, usize>>,
+    /// Per collection, its encrypted fields: left out of what leaves the server.
+    sealed: HashMap<String, Vec<String>>,
+    pub metrics: Arc<RelayMetrics>,
+}
+
+impl Relay {
+    /// A relay over `store` delivering to `sinks` (by name), woken by `wake`.
+    pub fn new(
+        model: &keel_spec::Model,
+        store: Store,
+        sinks: Vec<Arc<dyn Sink>>,
+        settings: RelaySettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let sealed = model
+            .collections
+            .iter()
+            .map(|c| {
+                let fields = c
+                    .fields
+                    .iter()
+                    .filter(|f| f.encrypted)
+                    .map(|f| f.name.clone());
+                (c.name.clone(), fields.collect::<Vec<_>>())
+            })
+            .filter(|(_, f)| !f.is_empty())
+            .collect();
+        let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+        let breakers = Mutex::new(
+            names
+                .iter()
+                .map(|n| (n.clone(), Breaker::new(settings.breaker)))
+                .collect(),
+        );
+        Self {
+            store,
+            sinks: sinks
+                .into_iter()
+                .map(|s| (s.name().to_string(), s))
+                .collect(),
+            settings,
+            wake,
+            breakers,
+            in_flight: Mutex::new(HashMap::new()),
+            sealed,
+            metrics: Arc::new(RelayMetrics::new(&names)),
+        }
+    }
+
+    /// Deliver until `shutdown` resolves; deliveries in flight then finish (their
+    /// leases would hand them to another node otherwise).
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let free = self.settings.max_in_flight.saturating_sub(tasks.len());
+            let mut claimed = 0;
+            if free > 0 && !self.sinks.is_empty() {
+                match self.claim(free).await {
+                    Ok(leases) => {
+                        claimed = leases.len();
+                        for lease in leases {
+                            let relay = self.clone();
+                            tasks.spawn(async move { relay.deliver(lease).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "events: cannot lease deliveries"),
+                }
+            }
+            if claimed > 0 && claimed == free {
+                // A full batch: more may be due; make room first if there is none.
+                if tasks.len() >= self.settings.max_in_flight {
+                    tasks.join_next().await;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = housekeeping.tick() => self.housekeeping().await,
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// How many deliveries each destination may lease now (at most `free` in all):
+    /// none when disabled (on any node) or its breaker is open, one for a breaker's
+    /// trial, else up to its concurrency cap minus what is in flight on this node.
+    async fn allowances(&self, free: usize) -> Result<Vec<(String, usize)>, StoreError> {
+        let disabled: Vec<String> = self
+            .store
+            .query(&events::disabled_destinations(), &[Storage::Text])
+            .await?
+            .into_iter()
+            .filter_map(|r| r.first().and_then(Json::as_str).map(str::to_string))
+            .collect();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut left = free;
+        if let (Ok(mut breakers), Ok(in_flight)) = (self.breakers.lock(), self.in_flight.lock()) {
+            for (name, sink) in &self.sinks {
+                if disabled.contains(name) || left == 0 {
+                    continue;
+                }
+                let busy = in_flight.get(name).copied().unwrap_or(0);
+                let cap = match breakers.get_mut(name) {
+                    Some(b) if b.state() == BreakerState::Closed => sink.concurrency(),
+                    // A trial, when the cool-down is over and nothing is in flight.
+                    Some(b) => usize::from(busy == 0 && b.allow(now)),
+                    None => sink.concurrency(),
+                };
+                let n = cap.saturating_sub(busy).min(left);
+                if n > 0 {
+                    left -= n;
+                    out.push((name.clone(), n));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lease up to `free` due deliveries (per destination, within its allowance) and
+    /// load their events.
+    async fn claim(&self, free: usize) -> Result<Vec<Lease>, StoreError> {
+        let allowances = self.allowances(free).await?;
+        if allowances.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dialect = self.store.dialect();
+        let now = OffsetDateTime::now_utc();
+        let lease_until = now + self.settings.lease;
+        let mut tx = self.store.begin().await?;
+        let mut leased = Vec::new();
+        for (destination, n) in allowances {
+            leased.extend(
+                tx.query(
+                    &events::claim(dialect, &destination, now, lease_until, n as i64),
+                    &[Storage::Text, Storage::Int, Storage::Int],
+                )
+                .await?,
+            );
+        }
+        if leased.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = leased.iter().filter_map(|r| r[1].as_i64()).collect();
+        let rows = tx
+            .query(
+                &events::select_events(dialect, &seqs),
+                &[
+                    Storage::Int,
+                    Storage::Uuid,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Uuid,
+                    Storage::Uuid,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Datetime,
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        let mut by_seq: HashMap<i64, Envelope> = HashMap::new();
+        for row in rows {
+            if let Some((seq, mut envelope)) = envelope_of(row) {
+                if let Some(fields) = self.sealed.get(&envelope.collection) {
+                    for record in [&mut envelope.data, &mut envelope.previous]
+                        .into_iter()
+                        .flatten()
+                    {
+                        for f in fields {
+                            record.remove(f);
+                        }
+                    }
+                }
+                by_seq.insert(seq, envelope);
+            }
+        }
+        let mut leases = Vec::new();
+        for row in leased {
+            let (Some(destination), Some(seq)) = (row[0].as_str(), row[1].as_i64()) else {
+                continue;
+            };
+            let Some(envelope) = by_seq.get(&seq).cloned() else {
+                continue;
+            };
+            leases.push(Lease {
+                destination: destination.to_string(),
+                seq,
+                attempts: row[2].as_i64().unwrap_or(0) as i32,
+                envelope,
+            });
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            for l in &leases {
+                *in_flight.entry(l.destination.clone()).or_default() += 1;
+            }
+        }
+        Ok(leases)
+    }
+
+    /// One attempt, and its outcome recorded.
+    async fn deliver(&self, lease: Lease) {
+        let started = Instant::now();
+        let outcome = match self.sinks.get(&lease.destination) {
+            Some(sink) => {
+                let body = lease.envelope.to_json_bytes();
+                sink.deliver(&lease.envelope, &body).await
+            }
+            None => Outcome::Retry {
+                status: None,
+                error: "no such destination on this node".into(),
+                after: Some(self.settings.lease),
+            },
+        };
+        if let Ok(mut in_flight) = self.in_flight.lock()
+            && let Some(n) = in_flight.get_mut(&lease.destination)
+        {
+            *n = n.saturating_sub(1);
+        }
+        self.metrics
+            .record(&lease.destination, &outcome, started.elapsed());
+        if let Err(e) = self.settle(&lease, &outcome).await {
+            // The lease runs out and another attempt follows: at least once.
+            tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery");
+        }
+    }
+
+    async fn settle(&self, lease: &Lease, outcome: &Outcome) -> Result<(), StoreError> {
+        let dialect = self.store.dialect();
+        let now = OffsetDateTime::now_utc();
+        let attempts = lease.attempts + 1;
+        let clock = Instant::now();
+        let stmt = match outcome {
+            Outcome::Delivered { status } => {
+                self.breaker(&lease.destination, |b| b.record_success());
+                events::settle(
+                    dialect,
+                    &lease.destination,
+                    lease.seq,
+                    DELIVERED,
+                    attempts,
+                    now,
+                    *status,
+                    None,
+                    now,
+                )
+            }
+            Outcome::Retry {
+                status,
+                error,
+                after,
+            } => {
+                self.breaker(&lease.destination, |b| b.record_failure(clock));
+                let delay = self.settings.schedule.next_delay(
+                    attempts.max(0) as u32,
+                    *after,
+                    random_unit(),
+                );
+                match delay {
+                    Some(delay) => {
+                        tracing::debug!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery failed, will retry");
+                        events::settle(
+                            dialect,
+                            &lease.destination,
+                            lease.seq,
+                            PENDING,
+                            attempts,
+                            now + delay,
+                            *status,
+                            Some(error),
+                            now,
+                        )
+                    }
+                    None => {
+                        tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery dead-lettered");
+                        events::settle(
+                            dialect,
+                            &lease.destination,
+                            lease.seq,
+                            DEAD,
+                            attempts,
+                            now,
+                            *status,
+                            Some(error),
+                            now,
+                        )
+                    }
+                }
+            }
+            Outcome::Gone { status } => {
+                tracing::warn!(destination = %lease.destination, "events: the destination answered 410 Gone; disabled until `keel events retry`");
+                let mut tx = self.store.begin().await?;
+                tx.execute(&events::disable_destination(
+                    dialect,
+                    &lease.destination,
+                    "410 Gone",
+                    now,
+                ))
+                .await?;
+                // The delivery stays pending: it goes out once the destination is
+                // enabled again.
+                tx.execute(&events::settle(
+                    dialect,
+                    &lease.destination,
+                    lease.seq,
+                    PENDING,
+                    attempts,
+                    now,
+                    *status,
+                    Some("410 Gone: destination disabled"),
+                    now,
+                ))
+                .await?;
+                return tx.commit().await;
+            }
+        };
+        let mut tx = self.store.begin().await?;
+        tx.execute(&stmt).await?;
+        tx.commit().await
+    }
+
+    fn breaker(&self, destination: &str, f: impl FnOnce(&mut Breaker)) {
+        if let Ok(mut breakers) = self.breakers.lock()
+            && let Some(b) = breakers.get_mut(destination)
+        {
+            f(b);
+            self.metrics.set_breaker(destination, b.state());
+        }
+    }
+
+    /// Prune what retention no longer needs, refresh the pending gauges.
+    async fn housekeeping(&self) {
+        let dialect = self.store.dialect();
+        let before = OffsetDateTime::now_utc() - self.settings.retention;
+        let pruned = async {
+            let mut tx = self.store.begin().await?;
+            for stmt in events::prune(dialect, before) {
+                tx.execute(&stmt).await?;
+            }
+            tx.commit().await
+        };
+        if let Err(e) = pruned.await {
+            tracing::warn!(error = %e, "events: cannot prune");
+        }
+        match self
+            .store
+            .query(
+                &events::pending_stats(),
+                &[Storage::Text, Storage::Int, Storage::Datetime],
+            )
+            .await
+        {
+            Ok(rows) => {
+                let now = OffsetDateTime::now_utc();
+                let stats = rows
+                    .into_iter()
+                    .filter_map(|r| {
+                        let name = r[0].as_str()?.to_string();
+                        let pending = r[1].as_i64().unwrap_or(0);
+                        let oldest = r[2]
+                            .as_str()
+                            .and_then(keel_expr::parse_datetime)
+                            .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+                        Some((name, pending, oldest))
+                    })
+                    .collect();
+                self.metrics.set_pending(stats);
+            }
+            Err(e) => tracing::warn!(error = %e, "events: cannot read pending deliveries"),
+        }
+    }
+}
+
+/// A uniform value in `[0, 1)` for the retry jitter.
+fn random_unit() -> f64 {
+    // The low 62 bits of a UUIDv7 are random.
+    let bits = (uuid::Uuid::now_v7().as_u64_pair().1 & ((1u64 << 62) - 1)) >> 9;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// An event row (see `events::select_events`) as its envelope.
+fn envelope_of(row: Vec<Json>) -> Option<(i64, Envelope)> {
+    let seq = row[0].as_i64()?;
+    let record = |v: &Json| -> Option<Map<String, Json>> {
+        v.as_str()
+            .and_then(|s| serde_json::from_str::<Json>(s).ok())
+            .and_then(|j| match j {
+                Json::Object(m) => Some(m),
+                _ => None,
+            })
+    };
+    Some((
+        seq,
+        Envelope {
+            id: uuid::Uuid::parse_str(row[1].as_str()?).ok()?,
+            kind: row[2].as_str()?.to_string(),
+            collection: row[3].as_str()?.to_string(),
+            record_id: uuid::Uuid::parse_str(row[4].as_str()?).ok()?,
+            actor: row[5].as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()),
+            data: record(&row[6]),
+            previous: record(&row[7]),
+            occurred_at: row[8].as_str()?.to_string(),
+        },
+    ))
+}

@@ -1,0 +1,45 @@
+//! The event relay the app runs: one sink per destination the model configures (each
+//! webhook; NATS and RabbitMQ when set), under the names the core writes deliveries
+//! for, and the relay's metrics on `/metrics`.
+
+use keel_core::Engine;
+use keel_events::{Relay, RelaySettings, Sink, WebhookSink};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the relay could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error(transparent)]
+    Webhook(#[from] keel_events::webhook::WebhookError),
+}
+
+/// The relay over the engine's store, woken by its commits.
+pub fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay>, EventsError> {
+    let model = engine.model();
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    for hook in &model.webhooks {
+        let name = keel_core::webhook_destination(&hook.name);
+        sinks.push(Arc::new(WebhookSink::new(hook, name)?));
+    }
+    let settings = RelaySettings {
+        retention: Duration::from_secs(model.events.retention_secs),
+        ..settings
+    };
+    Ok(Arc::new(Relay::new(
+        model,
+        engine.store().clone(),
+        sinks,
+        settings,
+        engine.committed(),
+    )))
+}
+
+/// The relay's metrics, as `/metrics` renders them.
+pub struct RelayMetricsSource(pub Arc<keel_events::metrics::RelayMetrics>);
+
+impl keel_http::metrics::MetricsSource for RelayMetricsSource {
+    fn render(&self, out: &mut String) {
+        self.0.render(out);
+    }
+}
