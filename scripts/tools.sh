@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the external test tools into a cache outside the clone (reused by later
-# runs): schemathesis, openapi-spec-validator and PyYAML in a Python virtualenv,
-# and the Mermaid parser (mermaid + jsdom) under $tools/node. Prints the venv's bin
-# directory.
+# runs): schemathesis, openapi-spec-validator, PyYAML and standardwebhooks in a Python
+# virtualenv, and the Mermaid parser (mermaid + jsdom) under $tools/node. Prints the
+# venv's bin directory.
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
 OPENAPI_SPEC_VALIDATOR_VERSION="0.7.2"
 PYYAML_VERSION="6.0.3"
+STANDARDWEBHOOKS_VERSION="1.1.0"
 MERMAID_VERSION="11.17.2"
 JSDOM_VERSION="26"
 tools="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}"
@@ -23,6 +24,13 @@ if ! "$venv/bin/python" -c "import openapi_spec_validator, yaml, jsonschema" 2>/
   echo "tools: installing openapi-spec-validator and PyYAML into $venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" "PyYAML==$PYYAML_VERSION" >&2
+fi
+# For keel-events' tests: the Standard Webhooks reference verifier, an independent
+# check of the signatures Keel's webhooks carry.
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('standardwebhooks') != '$STANDARDWEBHOOKS_VERSION')" 2>/dev/null; then
+  echo "tools: installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION" >&2
 fi
 # The Mermaid parser, run in Node with a jsdom window (tests copy their script here).
 node_dir="$tools/node"
