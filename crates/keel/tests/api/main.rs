@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod design;
 mod errors;
+mod events;
 mod foundation;
 mod lists;
 mod migrations;
