@@ -123,6 +123,10 @@ impl Relay {
     /// leases would hand them to another node otherwise).
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
+        // Other nodes' commits wake this relay too (PostgreSQL's NOTIFY).
+        let listener = self
+            .store
+            .listen(events::NOTIFY_CHANNEL, self.wake.clone());
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -155,6 +159,9 @@ impl Relay {
                 _ = housekeeping.tick() => self.housekeeping().await,
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
+        }
+        if let Some(l) = listener {
+            l.abort();
         }
         while tasks.join_next().await.is_some() {}
     }

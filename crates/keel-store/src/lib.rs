@@ -61,6 +61,8 @@ pub type Row = Vec<serde_json::Value>;
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// PostgreSQL's connection settings, for a LISTEN connection of its own.
+    pg_config: Option<Arc<tokio_postgres::Config>>,
 }
 
 #[derive(Clone)]
@@ -73,6 +75,7 @@ impl Store {
     /// Open `sqlite://FILE`, `sqlite::memory:` or `postgres://…` and create Keel's
     /// system tables if they are missing.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let mut pg_config = None;
         let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
             let loc = if rest == ":memory:" || rest == "//:memory:" {
                 sqlite::Location::Memory(format!("keel-{}", uuid::Uuid::now_v7().simple()))
@@ -85,13 +88,29 @@ impl Store {
             };
             Backend::Sqlite(Arc::new(sqlite::SqliteDb::open(&loc)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            pg_config = Some(Arc::new(postgres::config(url)?));
             Backend::Postgres(postgres::pool(url)?)
         } else {
             return Err(StoreError::InvalidUrl(redact(url)));
         };
-        let store = Self { backend };
+        let store = Self { backend, pg_config };
         store.bootstrap().await?;
         Ok(store)
+    }
+
+    /// Wake `wake` whenever another connection sends `NOTIFY channel` (PostgreSQL;
+    /// `None` on SQLite, whose writers are all in this process).
+    pub fn listen(
+        &self,
+        channel: &str,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let config = self.pg_config.as_ref()?;
+        Some(postgres::listen(
+            config.as_ref().clone(),
+            channel.to_string(),
+            wake,
+        ))
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -6,11 +6,8 @@ use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 
 pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|_| StoreError::InvalidUrl(redact(url)))?;
     let manager = deadpool_postgres::Manager::from_config(
-        config,
+        config(url)?,
         tokio_postgres::NoTls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
@@ -24,6 +21,60 @@ pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// The connection settings of a `postgres://` URL.
+pub fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse()
+        .map_err(|_| StoreError::InvalidUrl(redact(url)))
+}
+
+/// `LISTEN channel` on a connection of its own, notifying `wake` on every NOTIFY;
+/// reconnects (with backoff, up to 5 s) when the connection is lost, and notifies
+/// once on each reconnect so nothing sent while it was away waits for a poll.
+pub fn listen(
+    config: tokio_postgres::Config,
+    channel: String,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            match config.connect(tokio_postgres::NoTls).await {
+                Ok((client, mut conn)) => {
+                    let driver = tokio::spawn({
+                        let wake = wake.clone();
+                        async move {
+                            while let Some(message) =
+                                std::future::poll_fn(|cx| conn.poll_message(cx)).await
+                            {
+                                match message {
+                                    Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                        wake.notify_one()
+                                    }
+                                    Ok(_) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    });
+                    if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
+                        backoff = std::time::Duration::from_millis(100);
+                        wake.notify_one();
+                        // Runs until the connection ends; the client must live as long.
+                        let _ = driver.await;
+                        drop(client);
+                    } else {
+                        driver.abort();
+                    }
+                    tracing::warn!(channel = %channel, "LISTEN connection lost; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, channel = %channel, "cannot LISTEN; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        }
+    })
 }
 
 /// The URL without its password, for messages and logs.

@@ -516,3 +516,39 @@ async fn two_nodes_never_deliver_one_event_twice() {
     assert_eq!(ids.len(), n);
     assert_eq!(got.len(), n);
 }
+
+/// A commit on a node that runs no relay wakes the relay of another node at once
+/// (PostgreSQL NOTIFY), long before that relay's own poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_on_another_node_wake_the_relay() {
+    let rx = Receiver::start().await;
+    let spec = spec(&rx.url, "");
+    let (db, url) = TestDb::new(Backend::Postgres).await;
+    let model = || keel_spec::load_str(&spec, "keel.toml", &BTreeMap::new()).unwrap();
+    // The delivering node polls only every 10 minutes.
+    let mut settings = keel::Settings::new(model(), url.clone());
+    settings.field_keys = Some(TEST_KEYS.into());
+    settings.relay = keel_events::RelaySettings {
+        poll: Duration::from_secs(600),
+        housekeeping: Duration::from_secs(600),
+        ..fast_relay()
+    };
+    let _delivering = spawn_with(db, settings).await;
+    // The writing node is built but never run: no relay of its own.
+    let mut settings = keel::Settings::new(model(), url);
+    settings.field_keys = Some(TEST_KEYS.into());
+    settings.addr = "127.0.0.1:0".into();
+    let writer = keel::App::build(settings).await.unwrap();
+    let created = writer
+        .engine()
+        .create(
+            &keel_core::Principal::anonymous(),
+            "posts",
+            &json!({"title": "from elsewhere"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].body["record_id"], created.id.as_str());
+}
