@@ -44,7 +44,9 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             poll: Duration::from_secs(1),
-            lease: Duration::from_secs(60),
+            // Three times a webhook's timeout: a node that dies mid-delivery hands its
+            // leases on within this.
+            lease: Duration::from_secs(30),
             max_in_flight: 64,
             retention: Duration::from_secs(keel_spec::DEFAULT_EVENT_RETENTION_SECS),
             housekeeping: Duration::from_secs(5),
@@ -124,9 +126,19 @@ impl Relay {
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         // Other nodes' commits wake this relay too (PostgreSQL's NOTIFY).
-        let listener = self
-            .store
-            .listen(events::NOTIFY_CHANNEL, self.wake.clone());
+        let listener = self.store.listen(events::NOTIFY_CHANNEL, self.wake.clone());
+        if self.store.dialect() == keel_store::Dialect::Sqlite {
+            // One process per SQLite file: leases still held were left by a process
+            // that died (kill -9); its deliveries are due again now, not in 30 s.
+            let released = async {
+                let mut tx = self.store.begin().await?;
+                tx.execute(&events::release_leases()).await?;
+                tx.commit().await
+            };
+            if let Err(e) = released.await {
+                tracing::warn!(error = %e, "events: cannot release stale leases");
+            }
+        }
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
