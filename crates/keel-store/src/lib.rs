@@ -9,8 +9,8 @@
 //! - `sqlite` / `postgres`: the two drivers; `bind`: values in and out.
 
 pub mod bind;
-pub mod events;
 mod error;
+pub mod events;
 pub mod migrate;
 mod postgres;
 pub mod schema;

@@ -25,8 +25,7 @@ pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
 
 /// The connection settings of a `postgres://` URL.
 pub fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse()
-        .map_err(|_| StoreError::InvalidUrl(redact(url)))
+    url.parse().map_err(|_| StoreError::InvalidUrl(redact(url)))
 }
 
 /// `LISTEN channel` on a connection of its own, notifying `wake` on every NOTIFY;
@@ -58,7 +57,11 @@ pub fn listen(
                             }
                         }
                     });
-                    if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
+                    if client
+                        .batch_execute(&format!("LISTEN {channel}"))
+                        .await
+                        .is_ok()
+                    {
                         backoff = std::time::Duration::from_millis(100);
                         wake.notify_one();
                         // Runs until the connection ends; the client must live as long.
