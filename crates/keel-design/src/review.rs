@@ -4,6 +4,7 @@
 //! Every finding has a stable code (`KD0xx`, never reused), a severity, the keel.toml
 //! location, what is wrong, why it matters and the fix.
 
+mod events;
 mod logic;
 
 use crate::analysis::{self, Audience};
@@ -139,6 +140,16 @@ pub const LINTS: &[Lint] = &[
         name: "rule-covers-every-case",
         summary: "a read or create rule is always true because its comparisons cover every case",
     },
+    Lint {
+        code: "KD017",
+        name: "webhook-plain-http",
+        summary: "a webhook sends events over plain http to a host other than this machine",
+    },
+    Lint {
+        code: "KD018",
+        name: "webhook-private-address",
+        summary: "a webhook points at a private or loopback address without `allow_private = true`: the relay will refuse it",
+    },
 ];
 
 struct Ctx<'a> {
@@ -232,18 +243,7 @@ pub fn review(model: &Model, src: &str, file: &str) -> Vec<Finding> {
             );
         }
     }
-    for w in &model.webhooks {
-        if w.secret.is_none() {
-            cx.push(
-                Severity::Warning,
-                "KD013",
-                w.span.start,
-                format!("webhook `{}` has no secret", w.name),
-                "without a signing secret the receiver cannot tell Keel's deliveries from forged ones",
-                format!("add `secret = \"${{{}_WEBHOOK_SECRET}}\"` and verify the signature on the receiving side", w.name.to_uppercase()),
-            );
-        }
-    }
+    events::webhooks(&mut cx, model);
     let s = &model.scale;
     if s.users.is_none() && s.peak_rps.is_none() {
         cx.push(

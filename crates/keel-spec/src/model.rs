@@ -121,6 +121,65 @@ pub struct Webhook {
     pub span: SourceSpan,
 }
 
+impl Webhook {
+    /// Whether the webhook receives `<collection>.<kind>` events (`kind`: `created`,
+    /// `updated` or `deleted`), by its `on` patterns: `posts.created`, `posts.*` or
+    /// `*`.
+    pub fn wants(&self, collection: &str, kind: &str) -> bool {
+        self.on
+            .iter()
+            .any(|p| pattern_matches(p, collection, Some(kind)))
+    }
+
+    /// The collections of `model` whose events (of any kind) the webhook receives, in
+    /// the model's order: what its `filter` is typed against.
+    pub fn collections<'m>(&self, model: &'m Model) -> Vec<&'m Collection> {
+        model
+            .collections
+            .iter()
+            .filter(|c| self.on.iter().any(|p| pattern_matches(p, &c.name, None)))
+            .collect()
+    }
+
+    /// The host the URL names, without userinfo, port or IPv6 brackets
+    /// (`https://u:p@[::1]:8443/x` → `::1`).
+    pub fn host(&self) -> Option<&str> {
+        url_host(&self.url)
+    }
+
+    /// The secrets it signs with: one, or several (space-separated) while rotating.
+    pub fn secrets(&self) -> Vec<&str> {
+        self.secret
+            .as_deref()
+            .map(|s| s.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether an `on` pattern covers `collection` (and `kind`, when given).
+fn pattern_matches(pattern: &str, collection: &str, kind: Option<&str>) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    pattern
+        .split_once('.')
+        .is_some_and(|(c, k)| c == collection && (k == "*" || kind.is_none_or(|kind| k == kind)))
+}
+
+/// The host of an absolute URL, without userinfo, port or IPv6 brackets.
+pub(crate) fn url_host(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 /// A webhook's `filter`: the expression language over the event's record (`data`;
 /// `previous` for a delete), type-checked against each collection the webhook hears.
 #[derive(Debug, Clone)]
@@ -160,9 +219,10 @@ impl Default for EventsConfig {
 #[derive(Clone)]
 pub struct NatsConfig {
     pub url: String,
-    /// Default `keel.<app name>`.
+    /// Default `keel.<app name>` (the name as one token: anything but letters,
+    /// digits, `-` and `_` as `_`).
     pub subject_prefix: String,
-    /// Default `KEEL_<APP NAME>` (upper case, `-` and `.` as `_`).
+    /// Default `KEEL_<APP NAME>` (upper case, anything but letters and digits as `_`).
     pub stream: String,
     pub span: SourceSpan,
 }

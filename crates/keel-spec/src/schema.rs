@@ -87,10 +87,33 @@ pub fn json_schema() -> Value {
                     "read": rule.clone(), "create": rule.clone(), "update": rule.clone(), "delete": rule}}}}},
             "limits": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]+/[a-z0-9]+$"},
                 "description": "anonymous, authenticated, or \"METHOD /path\" = \"N/period\""},
-            "events": {"type": "object", "additionalProperties": false, "properties": {
-                "webhooks": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
+            "events": {"type": "object", "additionalProperties": false,
+                "description": "Every committed change is an event, relayed at least once to each webhook and broker that wants it",
+                "properties": {
+                "retention": {"type": "string", "pattern": "^[0-9]+(s|m|min|h|d|w)$", "default": "7d",
+                    "description": "Delivered events are pruned this long after they occurred, e.g. \"7d\""},
+                "webhooks": {"type": "object", "description": "Signed HTTP deliveries (Standard Webhooks), one table per endpoint",
+                    "additionalProperties": {"type": "object", "additionalProperties": false,
                     "required": ["url", "on"],
-                    "properties": {"url": {"type": "string"}, "on": {"type": "array", "items": {"type": "string"}}, "secret": {"type": "string"}}}}}},
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^https?://", "description": "Where events are POSTed; use https://"},
+                        "on": {"type": "array", "minItems": 1,
+                            "items": {"type": "string", "pattern": "^(\\*|[a-z][a-z0-9_]*\\.(created|updated|deleted|\\*))$"},
+                            "description": "Events received: \"posts.created\", \"posts.updated\", \"posts.deleted\", \"posts.*\" (every event of a collection) or \"*\" (every event)"},
+                        "filter": {"type": "string", "description": "Optional expression over the record's own fields (`data`; `previous` for a delete), e.g. 'visibility == \"public\"'; no auth.*, input.* or paths through refs"},
+                        "secret": {"type": "string", "description": "Signing secret whsec_<base64> (Standard Webhooks), several space-separated while rotating; use ${VAR}. Generate one with `openssl rand -base64 32` and prefix it with whsec_"},
+                        "allow_private": {"type": "boolean", "default": false, "description": "May reach private and loopback addresses (refused by default)"}}}},
+                "nats": {"type": "object", "additionalProperties": false, "required": ["url"],
+                    "description": "Publish every event to NATS JetStream, subject <subject_prefix>.<collection>.<created|updated|deleted>",
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^(nats|tls|ws|wss)://", "description": "nats://HOST:4222 (several comma-separated); use ${VAR}"},
+                        "subject_prefix": {"type": "string", "description": "Default keel.<app name>"},
+                        "stream": {"type": "string", "description": "JetStream stream, created if missing; default KEEL_<APP NAME>"}}},
+                "rabbitmq": {"type": "object", "additionalProperties": false, "required": ["url"],
+                    "description": "Publish every event to a RabbitMQ topic exchange, routing key <collection>.<created|updated|deleted>",
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^amqps?://", "description": "amqp://… or amqps://…; use ${VAR}"},
+                        "exchange": {"type": "string", "default": "keel", "description": "The topic exchange events are published to"}}}}},
             "flags": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false,
                 "properties": {"rollout": {"type": "integer", "minimum": 0, "maximum": 100}}}},
             "scale": {"type": "object", "additionalProperties": false, "properties": {

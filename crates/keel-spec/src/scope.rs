@@ -14,6 +14,12 @@ pub enum ScopeKind {
     Rule { input: bool },
     /// A client's list filter: no `auth`, no `input`, no hidden fields.
     Filter,
+    /// A webhook's `filter`, evaluated in memory over the event's record (`data`;
+    /// `previous` for a delete): only the record's own fields. No `auth` or `input`
+    /// (a filter is about the record, not the caller or the request), no path
+    /// through a ref (the record holds the id, not the target), no hidden field (it
+    /// never appears in an event).
+    EventFilter,
 }
 
 /// Resolves paths against one collection of the model.
@@ -50,10 +56,21 @@ impl<'m> CollectionScope<'m> {
             if field.hidden && self.kind == ScopeKind::Filter {
                 return Err(format!("field `{seg}` is hidden and cannot be filtered on"));
             }
+            if field.hidden && self.kind == ScopeKind::EventFilter {
+                return Err(format!(
+                    "field `{seg}` is hidden: it never appears in an event, so a webhook filter cannot read it"
+                ));
+            }
             if i + 1 == path.len() {
                 return Ok(field.ty.expr_type());
             }
             match &field.ty {
+                FieldType::Ref { to, .. } if self.kind == ScopeKind::EventFilter => {
+                    return Err(format!(
+                        "`{seg}.{}` follows a ref, which a webhook filter cannot: the relay evaluates filters in memory over the event's record, which holds only its own fields, and `{seg}` there is just the id of a `{to}` record",
+                        path[i + 1..].join(".")
+                    ));
+                }
                 FieldType::Ref { to, .. } if i < MAX_REF_HOPS => {
                     coll = self
                         .model
@@ -89,6 +106,14 @@ impl Scope for CollectionScope<'_> {
                 _ => Err("`auth` has `auth.id`, `auth.email` and `auth.roles`".into()),
             },
             ("auth", ScopeKind::Filter) => Err("`auth` is only available in access rules".into()),
+            ("auth", ScopeKind::EventFilter) => Err(
+                "`auth` is not available in a webhook filter: a filter sees the event's record, not who made the change; filter on the record's own fields"
+                    .into(),
+            ),
+            ("input", ScopeKind::EventFilter) => Err(
+                "`input` is not available in a webhook filter: an event carries the stored record, not a request; name its fields directly (`title`, not `input.title`)"
+                    .into(),
+            ),
             ("input", ScopeKind::Rule { input: true }) => {
                 let rest = &path[1..];
                 if rest.len() != 1 {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 const SERVER_SECRET: &str = "server-secret-0123456789abcdef0123456789";
 const CLIENT_SECRET: &str = "oauth-client-secret-value";
-const HOOK_SECRET: &str = "webhook-signing-secret-value";
+/// A Standard Webhooks secret: `whsec_` and the base64 of 32 bytes.
+const HOOK_SECRET: &str = "whsec_d2ViaG9vay1zaWduaW5nLXNlY3JldC12YWx1ZS0wMSE=";
 const DB_PASSWORD: &str = "database-password-value";
 const HOOK_PASSWORD: &str = "webhook-basic-password-value";
 

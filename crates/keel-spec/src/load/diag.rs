@@ -68,14 +68,60 @@ impl<'s> Diagnostics<'s> {
             .unwrap_or(within.start)
     }
 
-    /// How many quote characters open the string at `at` (3 for `'''` and `"""`).
-    pub(super) fn quote_len(&self, at: usize) -> usize {
+    /// Where byte `index` of a string's value stands in the source, for the string
+    /// literal that starts (at its opening quote) at `at`: so an error inside an
+    /// expression points at the right column even after an escape (`\"`, `\u00e9`)
+    /// or the newline that opens a multi-line string.
+    pub(super) fn offset_in_string(&self, at: usize, index: usize) -> usize {
         let rest = self.src.get(at..).unwrap_or("");
-        if rest.starts_with("'''") || rest.starts_with("\"\"\"") {
-            3
-        } else {
-            1
+        let triple = rest.starts_with("'''") || rest.starts_with("\"\"\"");
+        let literal = rest.starts_with('\'');
+        let mut start = at + if triple { 3 } else { 1 };
+        let mut body = self.src.get(start..).unwrap_or("");
+        if triple {
+            for newline in ["\r\n", "\n"] {
+                if let Some(b) = body.strip_prefix(newline) {
+                    start += newline.len();
+                    body = b;
+                    break;
+                }
+            }
         }
+        if literal {
+            return start + index;
+        }
+        // Walk the source, counting the bytes of value each piece produces.
+        let mut produced = 0;
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if produced >= index {
+                return start + i;
+            }
+            if c != '\\' {
+                produced += c.len_utf8();
+                continue;
+            }
+            match chars.next() {
+                Some((_, u @ ('u' | 'U'))) => {
+                    let digits = if u == 'u' { 4 } else { 8 };
+                    let hex: String = (0..digits)
+                        .filter_map(|_| chars.next())
+                        .map(|(_, d)| d)
+                        .collect();
+                    produced += u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map_or(1, char::len_utf8);
+                }
+                // A line-ending backslash: it and the whitespace after it vanish.
+                Some((_, w)) if w.is_whitespace() => {
+                    while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+                }
+                Some(_) => produced += 1,
+                None => break,
+            }
+        }
+        start + index
     }
 
     /// `value` when nothing was wrong, else every error in source order.

@@ -4,7 +4,7 @@
 //! listen to.
 
 use super::diag::Diagnostics;
-use super::read::{RawCollection, RawRoles, RawRule, RawSpec};
+use super::read::{RawCollection, RawRoles, RawRule, RawSpec, RawWebhook};
 use crate::error::closest;
 use crate::model::*;
 use std::collections::BTreeSet;
@@ -48,6 +48,7 @@ pub(super) fn resolve(raw: RawSpec, diag: &mut Diagnostics<'_>) -> Resolved {
     for hook in &raw.webhooks {
         events(hook, &names, diag);
     }
+    let webhooks = raw.webhooks.into_iter().map(|w| w.hook).collect();
     Resolved {
         model: Model {
             app,
@@ -56,8 +57,8 @@ pub(super) fn resolve(raw: RawSpec, diag: &mut Diagnostics<'_>) -> Resolved {
             roles: raw.roles.roles,
             collections,
             limits: raw.limits,
-            webhooks: raw.webhooks,
-            events: Default::default(),
+            webhooks,
+            events: raw.events,
             flags: raw.flags,
             scale: raw.scale,
         },
@@ -211,19 +212,44 @@ fn default_sort(raw: &RawCollection, diag: &mut Diagnostics<'_>) {
     }
 }
 
-/// A webhook listens to `<collection>.<created|updated|deleted>` (`*` for any).
-fn events(hook: &Webhook, names: &[String], diag: &mut Diagnostics<'_>) {
-    for ev in &hook.on {
-        let ok = ev.split_once('.').is_some_and(|(c, e)| {
-            (names.iter().any(|n| n == c) || c == "*")
-                && matches!(e, "created" | "updated" | "deleted" | "*")
-        });
-        if !ok {
-            let at = diag.find_offset(ev, hook.span.clone());
+/// A webhook listens to `<collection>.<created|updated|deleted>`, `<collection>.*`
+/// (every event of a collection) or `*` (every event).
+fn events(raw: &RawWebhook, names: &[String], diag: &mut Diagnostics<'_>) {
+    let hook = &raw.hook;
+    for (i, ev) in hook.on.iter().enumerate() {
+        if ev == "*" {
+            continue;
+        }
+        let at = raw
+            .on_spans
+            .get(i)
+            .map_or(hook.span.start, |s| diag.offset_in_string(s.start, 0));
+        let (collection, kind) = ev.split_once('.').unwrap_or((ev.as_str(), ""));
+        let unknown = format!("webhook `{}` listens to unknown event `{ev}`", hook.name);
+        if collection == "*" {
             diag.error(
                 at,
-                format!("webhook `{}` listens to unknown event `{ev}`", hook.name),
-                Some("events are `<collection>.created`, `.updated` or `.deleted`".into()),
+                unknown,
+                Some(format!(
+                    "write `*` for every event, or name each collection: `<collection>.{kind}`"
+                )),
+            );
+        } else if !names.iter().any(|n| n == collection) {
+            let hint = closest(collection, names.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| format!("collections: {}", names.join(", ")));
+            diag.error(
+                at,
+                format!("{unknown}: there is no collection `{collection}`"),
+                Some(hint),
+            );
+        } else if !matches!(kind, "created" | "updated" | "deleted" | "*") {
+            diag.error(
+                at,
+                unknown,
+                Some(format!(
+                    "events are `{collection}.created`, `{collection}.updated`, `{collection}.deleted`, `{collection}.*`, or `*` for every event"
+                )),
             );
         }
     }

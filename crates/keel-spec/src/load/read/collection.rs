@@ -91,12 +91,10 @@ impl Reader<'_, '_> {
                             }
                         };
                         if let Some(src) = self.raw_string(rule, "an access rule") {
-                            let quote = self.diag.quote_len(src.span.start);
                             raw.rules.push(RawRule {
                                 op: which,
                                 source: src.value,
-                                span: src.span.clone(),
-                                body_offset: src.span.start + quote,
+                                span: src.span,
                             });
                         }
                     }

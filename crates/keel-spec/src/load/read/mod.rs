@@ -4,6 +4,7 @@
 //! later stages.
 
 mod collection;
+mod events;
 mod field;
 mod sections;
 mod settings;
@@ -33,7 +34,10 @@ pub(super) struct RawSpec {
     /// `users` first, then the others in declaration order.
     pub(super) collections: Vec<RawCollection>,
     pub(super) limits: Vec<Limit>,
-    pub(super) webhooks: Vec<Webhook>,
+    pub(super) webhooks: Vec<RawWebhook>,
+    /// `[events]` without its webhooks; NATS `subject_prefix` and `stream` are empty
+    /// when not written (their defaults follow from the app's name).
+    pub(super) events: EventsConfig,
     pub(super) flags: BTreeMap<String, Flag>,
     pub(super) scale: Scale,
 }
@@ -79,9 +83,16 @@ pub(super) struct RawRef {
 pub(super) struct RawRule {
     pub(super) op: Operation,
     pub(super) source: String,
+    /// The string literal, quotes included.
     pub(super) span: Span,
-    /// Where the expression itself starts (after the opening quotes).
-    pub(super) body_offset: usize,
+}
+
+/// `[events.webhooks.<name>]`: its `on` patterns are resolved against the collections
+/// later, and its `filter` (source only) is typed in the rules stage.
+pub(super) struct RawWebhook {
+    pub(super) hook: Webhook,
+    /// Where each of `hook.on` is written.
+    pub(super) on_spans: Vec<Span>,
 }
 
 const ROOT_KEYS: &[&str] = &[
@@ -111,6 +122,7 @@ pub(super) fn read(
         collections: Vec::new(),
         limits: Vec::new(),
         webhooks: Vec::new(),
+        events: EventsConfig::default(),
         flags: BTreeMap::new(),
         scale: Scale::default(),
     };
@@ -129,7 +141,11 @@ pub(super) fn read(
                 }
             }
             "limits" => spec.limits = r.read_limits(item),
-            "events" => spec.webhooks = r.read_events(item),
+            "events" => {
+                let events = r.read_events(item);
+                spec.events = events.config;
+                spec.webhooks = events.webhooks;
+            }
             "flags" => spec.flags = r.read_flags(item),
             "scale" => spec.scale = r.read_scale(item),
             _ => r.unknown_key(key, "keel.toml", ROOT_KEYS),

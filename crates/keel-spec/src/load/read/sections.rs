@@ -1,4 +1,4 @@
-//! Reading `[roles]`, `[limits]`, `[events]`, `[flags]` and `[scale]`.
+//! Reading `[roles]`, `[limits]`, `[flags]` and `[scale]`.
 
 use super::values::Reader;
 use super::{Item, RawRoles};
@@ -80,70 +80,6 @@ impl Reader<'_, '_> {
             }
         }
         limits
-    }
-
-    /// `[events.webhooks.<name>]`; the events they listen to are resolved later.
-    pub(super) fn read_events(&mut self, item: &Item<'_>) -> Vec<Webhook> {
-        let mut webhooks = Vec::new();
-        let Some(t) = self.table(item, "[events]") else {
-            return webhooks;
-        };
-        for (k, v) in t.iter() {
-            match k.get_ref().as_ref() {
-                "webhooks" => {
-                    let Some(hooks) = self.table(v, "[events.webhooks]") else {
-                        continue;
-                    };
-                    for (name, h) in hooks.iter() {
-                        let n = name.get_ref().to_string();
-                        if !self.check_name(&n, name.span().start, "webhook") {
-                            continue;
-                        }
-                        if let Some(hook) = self.read_webhook(n, h) {
-                            webhooks.push(hook);
-                        }
-                    }
-                }
-                _ => self.unknown_key(k, "[events]", &["webhooks"]),
-            }
-        }
-        webhooks
-    }
-
-    fn read_webhook(&mut self, name: String, item: &Item<'_>) -> Option<Webhook> {
-        let t = self.table(item, "a webhook")?;
-        let mut hook = Webhook {
-            name,
-            url: String::new(),
-            on: Vec::new(),
-            secret: None,
-            filter: None,
-            allow_private: false,
-            span: item.span(),
-        };
-        for (k, v) in t.iter() {
-            match k.get_ref().as_ref() {
-                "url" => hook.url = self.string(v, "url").map(|s| s.value).unwrap_or_default(),
-                "secret" => hook.secret = self.string(v, "secret").map(|s| s.value),
-                "on" => {
-                    hook.on = self
-                        .string_list(v, "on")
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|s| s.value)
-                        .collect()
-                }
-                _ => self.unknown_key(k, "a webhook", &["url", "on", "secret"]),
-            }
-        }
-        if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
-            self.error(
-                item.span().start,
-                format!("webhook `{}` needs an http(s) `url`", hook.name),
-                None,
-            );
-        }
-        Some(hook)
     }
 
     pub(super) fn read_flags(&mut self, item: &Item<'_>) -> BTreeMap<String, Flag> {
