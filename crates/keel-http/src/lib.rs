@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod context;
 pub mod docs;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod identity;
@@ -125,6 +126,9 @@ pub fn router(services: Services, limits: Limits) -> Router {
             "/v1/admin/users/{id}/roles/{role}",
             delete(auth::revoke_role),
         )
+        .route("/v1/admin/events", get(events::list))
+        .route("/v1/admin/events/retry", post(events::retry))
+        .route("/v1/admin/events/replay", post(events::replay))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_text))
