@@ -19,6 +19,7 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: std::time::Instant,
     pub headers: HeaderMap,
     pub body: Value,
     pub raw: Vec<u8>,
@@ -101,6 +102,7 @@ async fn receive(
 ) -> StatusCode {
     let status = inbox.script.lock().unwrap().pop_front().unwrap_or(200);
     inbox.got.lock().unwrap().push(Received {
+        at: std::time::Instant::now(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body.to_vec(),
@@ -471,7 +473,73 @@ on = ["*"]
     assert!(rx.received().is_empty());
 }
 
+/// Three failures in a row open the breaker: the next attempt waits for the cool-down
+/// (300 ms here), not for the schedule's next step (80 ms), and a success closes it.
+async fn the_breaker_opens_and_closes(b: Backend) {
+    let rx = Receiver::start().await;
+    rx.answer(&[500, 500, 500]);
+    let app = spawn_events(b, &spec(&rx.url, "")).await;
+    app.create("posts", json!({"title": "x"})).await;
+    let got = rx.wait_for(4).await;
+    let gap = got[3].at - got[2].at;
+    assert!(
+        gap >= Duration::from_millis(300),
+        "the breaker let an attempt through after {gap:?}"
+    );
+    eventually("the breaker to close", || async {
+        let m = app.get("/metrics").await.text().await.unwrap();
+        m.contains("keel_event_breaker_state{destination=\"webhook:hook\"} 0")
+            && m.contains(
+                "keel_event_deliveries_total{destination=\"webhook:hook\",outcome=\"delivered\"} 1",
+            )
+    })
+    .await;
+}
+
+/// Events are pruned once retention has passed and their deliveries are settled.
+async fn retention_prunes_settled_events(b: Backend) {
+    let rx = Receiver::start().await;
+    let (db, url) = TestDb::new(b).await;
+    let source = spec(&rx.url, "").replace(
+        "[events.webhooks.hook]",
+        "[events]\nretention = \"1s\"\n[events.webhooks.hook]",
+    );
+    let model = keel_spec::load_str(&source, "keel.toml", &BTreeMap::new()).unwrap();
+    assert_eq!(model.events.retention_secs, 1);
+    let mut settings = keel::Settings::new(model, url);
+    settings.field_keys = Some(TEST_KEYS.into());
+    settings.relay = keel_events::RelaySettings {
+        housekeeping: Duration::from_millis(100),
+        ..fast_relay()
+    };
+    let app = spawn_with(db, settings).await;
+    app.create("posts", json!({"title": "old"})).await;
+    rx.wait_for(1).await;
+    let count = |sql: &'static str| {
+        let app = &app;
+        async move {
+            app.engine
+                .store()
+                .query(
+                    &keel_store::Stmt::new(sql, vec![]),
+                    &[keel_spec::Storage::Int],
+                )
+                .await
+                .unwrap()[0][0]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    eventually("the event to be pruned", || async {
+        count("SELECT COUNT(*) FROM _keel_events").await == 0
+    })
+    .await;
+    assert_eq!(count("SELECT COUNT(*) FROM _keel_deliveries").await, 0);
+}
+
 backend_tests!(
+    the_breaker_opens_and_closes,
+    retention_prunes_settled_events,
     every_change_is_a_signed_event,
     retries_keep_the_webhook_id_and_410_disables,
     one_records_events_arrive_in_commit_order,
