@@ -65,16 +65,9 @@ impl Destinations {
                 ChangeKind::Updated,
                 ChangeKind::Deleted,
             ] {
-                let event = format!("{}.{}", c.name, kind.as_str());
                 let mut list = Vec::new();
                 for hook in &model.webhooks {
-                    let hears = hook.on.iter().any(|pattern| {
-                        pattern == "*"
-                            || *pattern == event
-                            || pattern
-                                .strip_suffix(".*")
-                                .is_some_and(|coll| coll == c.name)
-                    });
+                    let hears = hook.wants(&c.name, kind.as_str());
                     if hears {
                         list.push(Interest {
                             destination: webhook_destination(&hook.name),
