@@ -20,7 +20,7 @@ pub(super) fn overview(d: &mut String, i: &Inputs<'_>) {
         Database::Postgres => {
             let _ = writeln!(
                 d,
-                "Clients call a load balancer, which spreads requests over {} identical, stateless Keel nodes. Each node validates the request, evaluates the access rules inside the PostgreSQL transaction, writes the change and its outbox row together, and answers. Redis holds the shared rate-limit counters and cache entries (so every node enforces the same limits); the outbox relay publishes committed changes to NATS JetStream, from which webhooks and other consumers read. No node keeps state of its own, so nodes are added and replaced freely.\n",
+                "Clients call a load balancer, which spreads requests over {} identical, stateless Keel nodes. Each node validates the request, evaluates the access rules inside the PostgreSQL transaction, writes the change and its outbox row together, and answers. Redis holds the shared rate-limit counters and cache entries (so every node enforces the same limits); the outbox relay on every node delivers committed changes to signed webhooks and publishes them to NATS JetStream, from which other consumers read. No node keeps state of its own, so nodes are added and replaced freely.\n",
                 p.nodes
             );
         }
@@ -63,7 +63,7 @@ pub(super) fn overview(d: &mut String, i: &Inputs<'_>) {
         g.push_str("  hooks[\"Webhook receivers\"]\n");
         match p.database {
             Database::Sqlite => g.push_str("  mem -- signed POST --> hooks\n"),
-            Database::Postgres => g.push_str("  nats -- signed POST --> hooks\n"),
+            Database::Postgres => g.push_str("  relay -- signed POST --> hooks\n"),
         }
     }
     let _ = writeln!(d, "```mermaid\n{g}```\n");
