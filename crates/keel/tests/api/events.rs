@@ -227,6 +227,54 @@ async fn disabled(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// The requests as received, verified by the PyPI `standardwebhooks` reference library
+/// (an independent implementation; installed by scripts/tools.sh).
+fn verify_with_standardwebhooks(got: &[Received]) {
+    use base64::Engine as _;
+    let bin = std::env::var("KEEL_TOOLS_BIN")
+        .expect("KEEL_TOOLS_BIN is not set: run the tests through scripts/test.sh");
+    let cases: Vec<Value> = got
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let h = |n: &str| r.headers[n].to_str().unwrap().to_string();
+            json!({
+                "name": format!("request {i}"),
+                "secret": SECRET,
+                "headers": {
+                    "webhook-id": h("webhook-id"),
+                    "webhook-timestamp": h("webhook-timestamp"),
+                    "webhook-signature": h("webhook-signature"),
+                },
+                "body_b64": base64::engine::general_purpose::STANDARD.encode(&r.raw),
+            })
+        })
+        .collect();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../keel-events/tests/tools/verify_standardwebhooks.py");
+    let mut child = std::process::Command::new(std::path::Path::new(&bin).join("python"))
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the standardwebhooks verifier");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(&serde_json::to_vec(&cases).unwrap())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "verifier failed");
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results.len(), got.len());
+    for r in &results {
+        assert_eq!(r["verified"], true, "{r}");
+        assert_eq!(r["payload_ok"], true, "{r}");
+    }
+}
+
 fn verify(r: &Received) {
     let secrets = keel_events::WebhookSecrets::parse(SECRET).unwrap();
     let h = |name: &str| r.headers[name].to_str().unwrap().to_string();
@@ -325,6 +373,7 @@ async fn every_change_is_a_signed_event(b: Backend) {
             .status(),
         404
     );
+    verify_with_standardwebhooks(&got);
     // Every event has its own id; a delivery's id never changes.
     let mut ids: Vec<&str> = got.iter().map(|r| r.body["id"].as_str().unwrap()).collect();
     ids.sort();
