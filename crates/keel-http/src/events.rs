@@ -118,6 +118,12 @@ pub async fn list(
                     bad_param("state", format!("`{v}` is not pending, delivered or dead"))
                 })?)
             }
+            "destination" if v.chars().count() > 200 => {
+                return Err(bad_param(
+                    "destination",
+                    "must be at most 200 characters".into(),
+                ));
+            }
             "destination" => destination = Some(v),
             "limit" => {
                 limit = v
@@ -181,8 +187,8 @@ fn destination_field(
     required: bool,
 ) -> Result<Option<String>, Problem> {
     match body.get("destination") {
-        None | Some(Value::Null) if !required => Ok(None),
-        None | Some(Value::Null) => Err(invalid("destination", "required", "is required".into())),
+        None if !required => Ok(None),
+        None => Err(invalid("destination", "required", "is required".into())),
         Some(Value::String(name)) => check_destination(model, name)
             .map(|()| Some(name.clone()))
             .map_err(|e| invalid("destination", "unknown", e)),

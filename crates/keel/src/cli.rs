@@ -43,6 +43,8 @@ pub enum Command {
     Admin(AdminArgs),
     /// Write the architecture document and its artifacts (OpenAPI, SQL, Docker, Kubernetes).
     Design(crate::commands::design::DesignArgs),
+    /// See and re-drive event deliveries: list them, retry dead ones, replay retained events.
+    Events(EventsArgs),
 }
 
 /// The templates `keel init` writes.
@@ -203,6 +205,105 @@ pub enum AdminCommand {
     },
     /// Add a new token-signing key; tokens signed with older keys stay valid.
     RotateKey,
+}
+
+/// `keel events [SPEC] [--database URL] list|retry|replay`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Destinations are named as keel.toml configures them: `webhook:<name>` for each
+[events.webhooks.<name>], `nats` for [events.nats], `rabbitmq` for [events.rabbitmq].
+Changes are picked up by every running `keel serve` within a second (at once on
+PostgreSQL).
+
+Examples:
+  keel events list --state dead
+  keel events list --destination webhook:moderation --format json
+  keel events retry --destination webhook:moderation
+  keel events replay --destination nats --since 2h")]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Database URL: sqlite://FILE (default: keel.db beside the spec) or postgres://…
+    #[arg(long, env = "KEEL_DATABASE_URL", global = true)]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: EventsCommand,
+}
+
+/// A delivery's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryState {
+    /// Waiting for its first attempt or a retry (or for a disabled destination).
+    Pending,
+    /// Accepted by the destination.
+    Delivered,
+    /// Failed every attempt of the retry schedule: kept until retried or pruned.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// A table for people.
+    Text,
+    /// One JSON object per line for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Show deliveries, newest first, and where each destination stands (pending and
+    /// dead deliveries, disabled after a 410).
+    #[command(
+        override_usage = "keel events [SPEC] list [--state STATE] [--destination NAME] [--limit N] [--format text|json] [--database URL]"
+    )]
+    List {
+        /// Only deliveries in this state.
+        #[arg(long, value_enum)]
+        state: Option<DeliveryState>,
+        /// Only deliveries to this destination (`webhook:<name>`, `nats`, `rabbitmq`).
+        #[arg(long)]
+        destination: Option<String>,
+        /// Show at most this many deliveries.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+        /// Output format: text (a table and a summary) or json (one object per line:
+        /// deliveries with "kind": "delivery", then destinations with "kind": "destination").
+        #[arg(long, value_enum, default_value = "text")]
+        format: EventsFormat,
+    },
+    /// Make dead deliveries pending again (due now) and enable destinations a 410
+    /// disabled; every configured destination unless --destination names one.
+    #[command(override_usage = "keel events [SPEC] retry [--destination NAME] [--database URL]")]
+    Retry {
+        /// Only this destination (`webhook:<name>`, `nats`, `rabbitmq`).
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Deliver retained events again: every settled (delivered or dead) delivery to the
+    /// destination of an event since --since becomes pending again, under its unchanged
+    /// event id (consumers deduplicate on it).
+    #[command(
+        override_usage = "keel events [SPEC] replay --destination NAME --since TIME|DURATION [--database URL]"
+    )]
+    Replay {
+        /// The destination (`webhook:<name>`, `nats`, `rabbitmq`), as keel.toml configures it.
+        #[arg(long)]
+        destination: String,
+        /// From when: an RFC 3339 time (2026-05-01T12:00:00Z) or a duration back from
+        /// now (90s, 15m, 1h, 7d, 1w). Events older than `[events] retention` are gone.
+        #[arg(long)]
+        since: String,
+    },
 }
 
 #[cfg(test)]

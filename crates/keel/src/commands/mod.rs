@@ -3,6 +3,7 @@
 mod admin;
 mod check;
 pub mod design;
+mod events;
 mod init;
 mod migrate;
 mod serve;
@@ -45,6 +46,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             crate::telemetry::init(json_logs(Some(&model)), &cli.log, false);
             admin::run(args, model).await
+        }
+        Command::Events(args) => {
+            let Some(model) = load(&args.spec.spec) else {
+                return ExitCode::FAILURE;
+            };
+            crate::telemetry::init(json_logs(Some(&model)), &cli.log, false);
+            events::run(args, model).await
         }
         Command::Serve(args) => {
             let Some(model) = load(&args.spec.spec) else {

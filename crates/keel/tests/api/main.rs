@@ -8,6 +8,7 @@ mod cli;
 mod design;
 mod errors;
 mod events;
+mod events_admin;
 mod events_crash;
 mod foundation;
 mod lists;
