@@ -146,6 +146,100 @@ fn migrate_plans_applies_and_refuses_destructive_steps() {
 }
 
 #[test]
+fn events_explains_itself_and_refuses_unknown_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "[app]\nname = \"x\"\n[collections.posts]\nfields.title = { type = \"text\" }\naccess.read = \"true\"\n[events.webhooks.hook]\nurl = \"https://hooks.example.com/in\"\non = [\"*\"]\n";
+    std::fs::write(dir.path().join("keel.toml"), spec).unwrap();
+    let out = keel(&["events", "--help"], dir.path());
+    let help = text(&out.stdout);
+    for word in [
+        "list",
+        "retry",
+        "replay",
+        "--database",
+        "webhook:<name>",
+        "Examples:",
+    ] {
+        assert!(help.contains(word), "`{word}` missing from:\n{help}");
+    }
+    for (sub, words) in [
+        (
+            "list",
+            &[
+                "--state",
+                "pending",
+                "delivered",
+                "dead",
+                "--destination",
+                "--limit",
+                "--format",
+                "--database",
+            ][..],
+        ),
+        ("retry", &["--destination", "--database", "410"][..]),
+        (
+            "replay",
+            &[
+                "--destination",
+                "--since",
+                "RFC 3339",
+                "1h",
+                "event id",
+                "--database",
+            ][..],
+        ),
+    ] {
+        let out = keel(&["events", sub, "--help"], dir.path());
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        for word in words {
+            assert!(
+                help.contains(word),
+                "`{word}` missing from `keel events {sub} --help`:\n{help}"
+            );
+        }
+    }
+    // A fresh database: nothing to show, the configured destination summarised.
+    let out = keel(&["events", "list"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("no deliveries"), "{shown}");
+    assert!(shown.contains("webhook:hook  0 pending, 0 dead"), "{shown}");
+    // `--database` is accepted after the subcommand too.
+    let db = format!("sqlite://{}", dir.path().join("other.db").display());
+    let out = keel(
+        &["events", "list", "--format", "json", "--database", &db],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(line["kind"], "destination");
+    assert_eq!(line["destination"], "webhook:hook");
+    // Unknown destinations are refused with the configured ones named.
+    let out = keel(
+        &["events", "replay", "--destination", "hook", "--since", "1h"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown destination `hook` (did you mean `webhook:hook`?)"),
+        "{err}"
+    );
+    let out = keel(
+        &["events", "replay", "--destination", "webhook:hook"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "--since is required");
+    let out = keel(
+        &["events", "retry", "--destination", "webhook:hook"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("webhook:hook: 0 dead deliveries pending again"));
+}
+
+#[test]
 fn serve_answers_then_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
