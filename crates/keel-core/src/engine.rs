@@ -43,6 +43,8 @@ pub struct Engine {
     pub(crate) referrers: HashMap<String, Vec<(String, String, keel_spec::OnDelete)>>,
     /// Signalled after every committed write, so the relay delivers at once.
     pub(crate) committed: Arc<tokio::sync::Notify>,
+    /// Signalled after every committed write, so the realtime feed reads at once.
+    pub(crate) feed: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -83,12 +85,37 @@ impl Engine {
             by_id: Default::default(),
             filters: Default::default(),
             committed: Default::default(),
+            feed: Default::default(),
         }
     }
 
     /// Notified after each committed write (the outbox relay waits on it).
     pub fn committed(&self) -> Arc<tokio::sync::Notify> {
         self.committed.clone()
+    }
+
+    /// Notified after each committed write (the realtime feed waits on it).
+    pub fn feed_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.feed.clone()
+    }
+
+    /// Wake everything that follows the outbox: a write committed.
+    pub(crate) fn after_commit(&self) {
+        self.committed.notify_one();
+        self.feed.notify_one();
+    }
+
+    /// A record in its stored form (as events carry it) made readable: encrypted
+    /// fields decrypted, as a GET answers them.
+    pub fn open_record(
+        &self,
+        collection: &str,
+        record: serde_json::Map<String, Json>,
+    ) -> serde_json::Map<String, Json> {
+        match self.model.collection(collection) {
+            Some(c) => self.open(c, record),
+            None => record,
+        }
     }
 
     /// Use these keys for `encrypted` fields.

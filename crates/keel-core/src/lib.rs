@@ -19,5 +19,5 @@ mod write;
 pub use engine::{Created, Engine};
 pub use error::{CoreError, ErrorCode, FieldError};
 pub use principal::Principal;
-pub use write::outbox::{NATS_DESTINATION, RABBITMQ_DESTINATION, webhook_destination};
 pub use query::{DEFAULT_LIMIT, ListQuery, ListText, MAX_LIMIT, Page, Projection, SortKey};
+pub use write::outbox::{NATS_DESTINATION, RABBITMQ_DESTINATION, webhook_destination};

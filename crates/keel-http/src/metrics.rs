@@ -144,6 +144,13 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Another part of the app with metrics of its own (the event relay), appended to
+/// `/metrics` after the HTTP layer's.
+pub trait MetricsSource: Send + Sync {
+    /// Append Prometheus text to `out`.
+    fn render(&self, out: &mut String);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,11 +178,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// Another part of the app with metrics of its own (the event relay), appended to
-/// `/metrics` after the HTTP layer's.
-pub trait MetricsSource: Send + Sync {
-    /// Append Prometheus text to `out`.
-    fn render(&self, out: &mut String);
 }

@@ -164,7 +164,7 @@ impl App {
             LimitPolicy::from_model(engine.model()),
             limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
         ));
-        let relay = crate::events::relay(&engine, relay)?;
+        let relay = crate::events::relay(&engine, relay).await?;
         let router = keel_http::router(
             keel_http::Services {
                 engine: engine.clone(),

@@ -1,6 +1,6 @@
 //! The event relay the app runs: one sink per destination the model configures (each
-//! webhook; NATS and RabbitMQ when set), under the names the core writes deliveries
-//! for, and the relay's metrics on `/metrics`.
+//! webhook; NATS JetStream and RabbitMQ when set), under the names the core writes
+//! deliveries for, and the relay's metrics on `/metrics`.
 
 use keel_core::Engine;
 use keel_events::{Relay, RelaySettings, Sink, WebhookSink};
@@ -12,15 +12,27 @@ use std::time::Duration;
 pub enum EventsError {
     #[error(transparent)]
     Webhook(#[from] keel_events::webhook::WebhookError),
+    #[error(transparent)]
+    Broker(#[from] keel_brokers::BrokerError),
 }
 
-/// The relay over the engine's store, woken by its commits.
-pub fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay>, EventsError> {
+/// The relay over the engine's store, woken by its commits. A broker that cannot be
+/// reached yet is not an error (its deliveries wait); a broker configured wrongly
+/// (a bad URL, refused credentials, a conflicting stream or exchange) is.
+pub async fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay>, EventsError> {
     let model = engine.model();
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     for hook in &model.webhooks {
         let name = keel_core::webhook_destination(&hook.name);
         sinks.push(Arc::new(WebhookSink::new(hook, name)?));
+    }
+    if let Some(nats) = &model.events.nats {
+        sinks.push(Arc::new(keel_brokers::NatsSink::connect(nats).await?));
+    }
+    if let Some(rabbitmq) = &model.events.rabbitmq {
+        sinks.push(Arc::new(
+            keel_brokers::RabbitMqSink::connect(rabbitmq).await?,
+        ));
     }
     let settings = RelaySettings {
         retention: Duration::from_secs(model.events.retention_secs),

@@ -173,7 +173,7 @@ impl Engine {
             self.remember_created(&mut tx, key, id, &record).await?;
         }
         tx.commit().await?;
-        self.committed.notify_one();
+        self.after_commit();
         Ok(Created {
             record: Json::Object(self.open(c, record)),
             id: id.hyphenated().to_string(),

@@ -63,7 +63,7 @@ impl Engine {
         self.append_event(&mut tx, c, change, principal, now)
             .await?;
         tx.commit().await?;
-        self.committed.notify_one();
+        self.after_commit();
         Ok(())
     }
 }

@@ -127,7 +127,7 @@ impl Engine {
         self.append_event(&mut tx, c, change, principal, now)
             .await?;
         tx.commit().await?;
-        self.committed.notify_one();
+        self.after_commit();
         Ok(Json::Object(self.open(c, record)))
     }
 }

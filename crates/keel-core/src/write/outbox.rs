@@ -187,7 +187,6 @@ impl Engine {
             .and_then(Json::as_i64)
             .unwrap_or_default();
         let record = change.data.or(change.previous);
-        let mut any = false;
         if let Some(record) = record {
             for destination in self.destinations.wanting(c, change.kind, record) {
                 tx.execute(&events::insert_delivery(
@@ -198,11 +197,10 @@ impl Engine {
                     now,
                 ))
                 .await?;
-                any = true;
             }
         }
-        if any && dialect == Dialect::Postgres {
-            // Delivered at commit: every node's relay wakes.
+        if dialect == Dialect::Postgres {
+            // Delivered at commit: every node's relay and realtime feed wake.
             tx.execute(&Stmt::new(
                 format!("NOTIFY {}", events::NOTIFY_CHANNEL),
                 vec![],

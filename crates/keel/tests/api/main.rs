@@ -9,6 +9,7 @@ mod design;
 mod errors;
 mod events;
 mod events_admin;
+mod events_brokers;
 mod events_crash;
 mod foundation;
 mod lists;
