@@ -19,6 +19,7 @@ pub mod middleware;
 pub mod oauth;
 pub mod openapi;
 pub mod problem;
+pub mod realtime;
 pub mod records;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
     pub metrics: Arc<metrics::Metrics>,
     pub metrics_sources: Vec<Arc<dyn metrics::MetricsSource>>,
+    /// The realtime hub (see [`Services::realtime`]).
+    pub realtime: Option<Arc<keel_realtime::Hub>>,
     /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
 }
@@ -71,6 +74,8 @@ pub struct Services {
     pub rate_limits: Arc<keel_core::ratelimit::RateLimits>,
     /// Metrics of other services (the event relay), served on `/metrics` too.
     pub metrics_sources: Vec<Arc<dyn metrics::MetricsSource>>,
+    /// The realtime feed's subscribers on this node; `None`: no `/v1/realtime`.
+    pub realtime: Option<Arc<keel_realtime::Hub>>,
 }
 
 impl Services {
@@ -86,6 +91,7 @@ impl Services {
                 Arc::new(keel_core::ratelimit::RateLimiter::new()),
             )),
             metrics_sources: Vec::new(),
+            realtime: None,
         }
     }
 }
@@ -98,6 +104,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         oauth,
         rate_limits,
         metrics_sources,
+        realtime,
     } = services;
     let openapi = openapi::document(engine.model());
     let metrics = limits.metrics.clone();
@@ -110,6 +117,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         openapi: Arc::new(serde_json::to_vec_pretty(&openapi).unwrap_or_default()),
         metrics,
         metrics_sources,
+        realtime,
     }));
     Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -129,6 +137,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         .route("/v1/admin/events", get(events::list))
         .route("/v1/admin/events/retry", post(events::retry))
         .route("/v1/admin/events/replay", post(events::replay))
+        .route("/v1/realtime", get(realtime::feed))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_text))

@@ -104,6 +104,8 @@ pub struct App {
     tls: Option<(PathBuf, PathBuf)>,
     /// Delivers the outbox; started by [`App::run_until`].
     relay: Arc<keel_events::Relay>,
+    /// The realtime subscribers; fed by a reader [`App::run_until`] starts.
+    hub: Arc<keel_realtime::Hub>,
     /// Applied migration steps, for the start-up log.
     pub migrated_steps: usize,
 }
@@ -165,6 +167,7 @@ impl App {
             limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
         ));
         let relay = crate::events::relay(&engine, relay).await?;
+        let hub = Arc::new(keel_realtime::Hub::new(engine.clone()));
         let router = keel_http::router(
             keel_http::Services {
                 engine: engine.clone(),
@@ -174,6 +177,7 @@ impl App {
                 metrics_sources: vec![Arc::new(crate::events::RelayMetricsSource(
                     relay.metrics.clone(),
                 ))],
+                realtime: Some(hub.clone()),
             },
             keel_http::Limits {
                 access_log,
@@ -201,6 +205,7 @@ impl App {
             listener,
             tls,
             relay,
+            hub,
             migrated_steps,
         })
     }
@@ -252,6 +257,9 @@ impl App {
             let _ = rx.wait_for(|s| *s).await;
         };
         let relay = tokio::spawn(self.relay.clone().run(until(stopped.clone())));
+        // The feed ends every realtime stream at shutdown, so the server can drain.
+        let feed = keel_realtime::FeedReader::new(self.engine.clone(), self.hub.clone());
+        let feed = tokio::spawn(feed.run(until(stopped.clone())));
         let served = match &self.tls {
             Some((cert, key)) => {
                 keel_http::serve_tls(self.listener, self.router, until(stopped), cert, key).await
@@ -260,6 +268,7 @@ impl App {
         };
         // Deliveries in flight finish (or their leases pass them to another node).
         let _ = tokio::time::timeout(Duration::from_secs(15), relay).await;
+        let _ = feed.await;
         served
     }
 }

@@ -17,4 +17,5 @@ mod migrations;
 mod oauth;
 mod openapi;
 mod permissions;
+mod realtime;
 mod records;
