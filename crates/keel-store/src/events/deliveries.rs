@@ -1,0 +1,202 @@
+//! The relay's statements: lease due deliveries, record outcomes, disable
+//! destinations, prune what retention no longer needs.
+
+use super::*;
+use crate::Stmt;
+use keel_expr::Dialect;
+use sea_query::Value;
+use time::OffsetDateTime;
+
+/// Lease up to `limit` due deliveries to `destination`: pending, due, not leased by
+/// another node, and with no earlier pending delivery of the same record to the same
+/// destination (so one record's events go out in commit order, one at a time).
+/// Returns `destination, event_seq, attempts` of each leased delivery. PostgreSQL
+/// skips rows another node is leasing at this moment.
+pub fn claim(
+    dialect: Dialect,
+    destination: &str,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Stmt {
+    let lock = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+    };
+    Stmt::new(
+        format!(
+            "UPDATE _keel_deliveries SET lease_until = {lease} \
+             WHERE destination = {dest1} AND event_seq IN (\
+               SELECT d.event_seq FROM _keel_deliveries d \
+               WHERE d.destination = {dest2} AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
+                 AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
+                 AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
+                   WHERE e.destination = d.destination AND e.record_id = d.record_id \
+                     AND e.state = '{PENDING}' AND e.event_seq < d.event_seq) \
+               ORDER BY d.event_seq LIMIT {limit_p}{lock}) \
+             RETURNING destination, event_seq, attempts",
+            lease = p(dialect, 1),
+            dest1 = p(dialect, 2),
+            dest2 = p(dialect, 3),
+            now1 = p(dialect, 4),
+            now2 = p(dialect, 5),
+            limit_p = p(dialect, 6),
+        ),
+        vec![
+            at(dialect, lease_until),
+            destination.into(),
+            destination.into(),
+            at(dialect, now),
+            at(dialect, now),
+            limit.into(),
+        ],
+    )
+}
+
+/// The events with these seqs: `seq, event_id, type, collection, record_id, actor,
+/// data, previous, occurred_at` (data and previous as JSON text).
+pub fn select_events(dialect: Dialect, seqs: &[i64]) -> Stmt {
+    let (data, previous) = match dialect {
+        Dialect::Sqlite => ("data", "previous"),
+        Dialect::Postgres => ("data::text", "previous::text"),
+    };
+    let list = params(dialect, 1, seqs.len().max(1));
+    let values = if seqs.is_empty() {
+        vec![Value::BigInt(Some(-1))]
+    } else {
+        seqs.iter().map(|s| (*s).into()).collect()
+    };
+    Stmt::new(
+        format!(
+            "SELECT seq, event_id, type, collection, record_id, actor, {data}, {previous}, occurred_at FROM _keel_events WHERE seq IN ({list})"
+        ),
+        values,
+    )
+}
+
+/// Record a delivery's outcome: `state` (pending to retry, delivered, dead), the
+/// attempt count, when to try next, and the last status or error; the lease ends.
+#[allow(clippy::too_many_arguments)]
+pub fn settle(
+    dialect: Dialect,
+    destination: &str,
+    seq: i64,
+    state: &str,
+    attempts: i32,
+    next_attempt_at: OffsetDateTime,
+    last_status: Option<u16>,
+    last_error: Option<&str>,
+    now: OffsetDateTime,
+) -> Stmt {
+    Stmt::new(
+        format!(
+            "UPDATE _keel_deliveries SET state = {}, attempts = {}, next_attempt_at = {}, last_status = {}, last_error = {}, updated_at = {}, lease_until = NULL WHERE destination = {} AND event_seq = {}",
+            p(dialect, 1),
+            p(dialect, 2),
+            p(dialect, 3),
+            p(dialect, 4),
+            p(dialect, 5),
+            p(dialect, 6),
+            p(dialect, 7),
+            p(dialect, 8)
+        ),
+        vec![
+            state.into(),
+            attempts.into(),
+            at(dialect, next_attempt_at),
+            Value::Int(last_status.map(i32::from)),
+            Value::String(last_error.map(|e| e.chars().take(1000).collect())),
+            at(dialect, now),
+            destination.into(),
+            seq.into(),
+        ],
+    )
+}
+
+/// Forget every lease (SQLite at start-up: its one process is the only relay, so a
+/// lease still held is one a killed process left behind).
+pub fn release_leases() -> Stmt {
+    Stmt::new(
+        "UPDATE _keel_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        vec![],
+    )
+}
+
+/// Disable a destination on every node (a webhook answered 410).
+pub fn disable_destination(
+    dialect: Dialect,
+    name: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Stmt {
+    let upsert = match dialect {
+        Dialect::Sqlite | Dialect::Postgres => {
+            "ON CONFLICT (name) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason"
+        }
+    };
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_destinations (name, disabled_at, reason) VALUES ({}, {}, {}) {upsert}",
+            p(dialect, 1),
+            p(dialect, 2),
+            p(dialect, 3)
+        ),
+        vec![name.into(), at(dialect, now), reason.into()],
+    )
+}
+
+/// Enable a destination again.
+pub fn enable_destination(dialect: Dialect, name: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "DELETE FROM _keel_destinations WHERE name = {}",
+            p(dialect, 1)
+        ),
+        vec![name.into()],
+    )
+}
+
+/// The names of disabled destinations.
+pub fn disabled_destinations() -> Stmt {
+    Stmt::new(
+        "SELECT name FROM _keel_destinations WHERE disabled_at IS NOT NULL",
+        vec![],
+    )
+}
+
+/// Per destination: pending deliveries and the oldest pending event's time
+/// (`destination, pending, oldest_occurred_at`).
+pub fn pending_stats() -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT d.destination, COUNT(*), MIN(e.occurred_at) FROM _keel_deliveries d \
+             JOIN _keel_events e ON e.seq = d.event_seq WHERE d.state = '{PENDING}' \
+             GROUP BY d.destination"
+        ),
+        vec![],
+    )
+}
+
+/// Forget what retention no longer needs: deliveries that are settled (delivered or
+/// dead) for events older than `before`, then events older than `before` with no
+/// delivery left. Two statements, in this order.
+pub fn prune(dialect: Dialect, before: OffsetDateTime) -> [Stmt; 2] {
+    [
+        Stmt::new(
+            format!(
+                "DELETE FROM _keel_deliveries WHERE state <> '{PENDING}' AND event_seq IN \
+                 (SELECT seq FROM _keel_events WHERE occurred_at < {})",
+                p(dialect, 1)
+            ),
+            vec![at(dialect, before)],
+        ),
+        Stmt::new(
+            format!(
+                "DELETE FROM _keel_events WHERE occurred_at < {} AND NOT EXISTS \
+                 (SELECT 1 FROM _keel_deliveries d WHERE d.event_seq = _keel_events.seq)",
+                p(dialect, 1)
+            ),
+            vec![at(dialect, before)],
+        ),
+    ]
+}

@@ -1,0 +1,223 @@
+//! The outbox as SQL: `_keel_events` (one row per committed change, written in the
+//! change's transaction) and `_keel_deliveries` (one row per event and destination
+//! that wants it, written in the same transaction), plus `_keel_destinations` (which
+//! destinations a 410 disabled). Deliveries are claimed by state with a lease, never
+//! by "seq greater than the last one seen", so a transaction that commits late (its
+//! seq below one already relayed, as PostgreSQL sequences allow) is never skipped.
+
+use crate::Stmt;
+use keel_expr::Dialect;
+use sea_query::Value;
+use serde_json::Value as Json;
+use time::OffsetDateTime;
+
+mod admin;
+mod deliveries;
+mod feed;
+pub mod ops;
+
+pub use admin::*;
+pub use deliveries::*;
+pub use feed::*;
+
+/// The DDL of the outbox tables; `_keel_outbox` (rows nobody relayed) is replaced.
+pub fn ddl(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "
+DROP TABLE IF EXISTS _keel_outbox;
+CREATE TABLE IF NOT EXISTS _keel_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  actor TEXT,
+  data TEXT,
+  previous TEXT,
+  occurred_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _keel_events_occurred ON _keel_events (occurred_at);
+CREATE TABLE IF NOT EXISTS _keel_deliveries (
+  destination TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  record_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  lease_until TEXT,
+  last_status INTEGER,
+  last_error TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (destination, event_seq)
+);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_due ON _keel_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS _keel_deliveries_record ON _keel_deliveries (destination, record_id, event_seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS _keel_deliveries_event ON _keel_deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_dead ON _keel_deliveries (destination, event_seq) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS _keel_destinations (
+  name TEXT PRIMARY KEY,
+  disabled_at TEXT,
+  reason TEXT
+);
+"
+        }
+        Dialect::Postgres => {
+            "
+DROP TABLE IF EXISTS _keel_outbox;
+CREATE TABLE IF NOT EXISTS _keel_events (
+  seq BIGSERIAL PRIMARY KEY,
+  event_id UUID NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  record_id UUID NOT NULL,
+  actor UUID,
+  data JSONB,
+  previous JSONB,
+  occurred_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _keel_events_occurred ON _keel_events (occurred_at);
+ALTER TABLE _keel_events ADD COLUMN IF NOT EXISTS txid xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS _keel_events_position ON _keel_events (txid, seq);
+CREATE TABLE IF NOT EXISTS _keel_deliveries (
+  destination TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  record_id UUID NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TIMESTAMPTZ NOT NULL,
+  lease_until TIMESTAMPTZ,
+  last_status INTEGER,
+  last_error TEXT,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (destination, event_seq)
+);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_due ON _keel_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS _keel_deliveries_record ON _keel_deliveries (destination, record_id, event_seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS _keel_deliveries_event ON _keel_deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_dead ON _keel_deliveries (destination, event_seq) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS _keel_destinations (
+  name TEXT PRIMARY KEY,
+  disabled_at TIMESTAMPTZ,
+  reason TEXT
+);
+"
+        }
+    }
+}
+
+/// The PostgreSQL channel a commit with deliveries notifies, so every node's relay
+/// wakes at once.
+pub const NOTIFY_CHANNEL: &str = "keel_events";
+
+/// A delivery's state.
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const DEAD: &str = "dead";
+
+/// One committed change, as the outbox keeps it. Records are in their stored form.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub event_id: uuid::Uuid,
+    /// `posts.created`, `posts.updated`, `posts.deleted`.
+    pub kind: String,
+    pub collection: String,
+    pub record_id: uuid::Uuid,
+    pub actor: Option<uuid::Uuid>,
+    pub data: Option<Json>,
+    pub previous: Option<Json>,
+    pub occurred_at: OffsetDateTime,
+}
+
+pub(crate) fn p(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => "?".into(),
+        Dialect::Postgres => format!("${n}"),
+    }
+}
+
+pub(crate) fn params(dialect: Dialect, from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| p(dialect, n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A timestamp as each dialect stores it.
+pub fn at(dialect: Dialect, t: OffsetDateTime) -> Value {
+    match dialect {
+        Dialect::Sqlite => keel_expr::format_datetime(t).into(),
+        Dialect::Postgres => Value::TimeDateTimeWithTimeZone(Some(t)),
+    }
+}
+
+pub(crate) fn uuid(dialect: Dialect, id: uuid::Uuid) -> Value {
+    match dialect {
+        Dialect::Sqlite => id.hyphenated().to_string().into(),
+        Dialect::Postgres => Value::Uuid(Some(id)),
+    }
+}
+
+pub(crate) fn opt_uuid(dialect: Dialect, id: Option<uuid::Uuid>) -> Value {
+    match (dialect, id) {
+        (_, Some(id)) => uuid(dialect, id),
+        (Dialect::Sqlite, None) => Value::String(None),
+        (Dialect::Postgres, None) => Value::Uuid(None),
+    }
+}
+
+pub(crate) fn json(dialect: Dialect, v: &Option<Json>) -> Value {
+    match (dialect, v) {
+        (Dialect::Sqlite, Some(v)) => v.to_string().into(),
+        (Dialect::Sqlite, None) => Value::String(None),
+        (Dialect::Postgres, Some(v)) => Value::Json(Some(Box::new(v.clone()))),
+        (Dialect::Postgres, None) => Value::Json(None),
+    }
+}
+
+/// `INSERT` an event, returning its `seq`.
+pub fn insert_event(dialect: Dialect, e: &EventRow) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_events (event_id, type, collection, record_id, actor, data, previous, occurred_at) VALUES ({}) RETURNING seq",
+            params(dialect, 1, 8)
+        ),
+        vec![
+            uuid(dialect, e.event_id),
+            e.kind.clone().into(),
+            e.collection.clone().into(),
+            uuid(dialect, e.record_id),
+            opt_uuid(dialect, e.actor),
+            json(dialect, &e.data),
+            json(dialect, &e.previous),
+            at(dialect, e.occurred_at),
+        ],
+    )
+}
+
+/// One pending delivery of event `seq` to `destination`, due now.
+pub fn insert_delivery(
+    dialect: Dialect,
+    destination: &str,
+    seq: i64,
+    record_id: uuid::Uuid,
+    now: OffsetDateTime,
+) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_deliveries (destination, event_seq, record_id, state, attempts, next_attempt_at, updated_at) VALUES ({}, {}, {}, '{PENDING}', 0, {}, {})",
+            p(dialect, 1),
+            p(dialect, 2),
+            p(dialect, 3),
+            p(dialect, 4),
+            p(dialect, 5)
+        ),
+        vec![
+            destination.into(),
+            seq.into(),
+            uuid(dialect, record_id),
+            at(dialect, now),
+            at(dialect, now),
+        ],
+    )
+}
