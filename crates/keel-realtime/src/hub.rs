@@ -312,7 +312,8 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next message; `None` when the stream ends (shutdown, or cut off after a
-    /// `Reset`).
+    /// `Reset`). Cancel-safe: dropping the future (e.g. in `select!` beside a
+    /// WebSocket's reads) loses no event.
     pub async fn next(&mut self) -> Option<Message> {
         if std::mem::take(&mut self.reset_first) {
             return Some(Message::Reset);
@@ -335,21 +336,26 @@ impl Subscription {
                 self.replay = None;
                 break;
             }
-            self.replay = page.last().map(|e| e.position);
-            if let Some(p) = self.replay {
-                self.floor = p;
-            }
+            let read_to = page.last().map(|e| e.position);
             let principal = self.principal();
             let collections = self
                 .collections
                 .read()
                 .map(|c| c.clone())
                 .unwrap_or_default();
+            let mut admitted = Vec::new();
             for e in page {
                 if self.hub.admits(&e, &principal, &collections).await {
-                    self.pending.push_back(Arc::new(e));
+                    admitted.push(Arc::new(e));
                 }
             }
+            // Only now, after the last await: a caller that drops this future mid-page
+            // (`select!`) loses nothing, the page is read again.
+            self.replay = read_to;
+            if let Some(p) = read_to {
+                self.floor = p;
+            }
+            self.pending.extend(admitted);
         }
         loop {
             match self.rx.recv().await {
