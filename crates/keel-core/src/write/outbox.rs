@@ -8,10 +8,10 @@ use crate::engine::Engine;
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::values;
-use keel_expr::{Dialect, Env, Value};
+use keel_expr::{Env, Value};
 use keel_spec::{Collection, Model};
+use keel_store::Tx;
 use keel_store::events::{self, EventRow};
-use keel_store::{Stmt, Tx};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
@@ -198,14 +198,6 @@ impl Engine {
                 ))
                 .await?;
             }
-        }
-        if dialect == Dialect::Postgres {
-            // Delivered at commit: every node's relay and realtime feed wake.
-            tx.execute(&Stmt::new(
-                format!("NOTIFY {}", events::NOTIFY_CHANNEL),
-                vec![],
-            ))
-            .await?;
         }
         Ok(())
     }

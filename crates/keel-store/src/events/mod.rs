@@ -175,12 +175,19 @@ pub(crate) fn json(dialect: Dialect, v: &Option<Json>) -> Value {
     }
 }
 
-/// `INSERT` an event, returning its `seq`.
+/// `INSERT` an event, returning its `seq` (and, on PostgreSQL, notifying the
+/// feed channel).
 pub fn insert_event(dialect: Dialect, e: &EventRow) -> Stmt {
     Stmt::new(
         format!(
-            "INSERT INTO _keel_events (event_id, type, collection, record_id, actor, data, previous, occurred_at) VALUES ({}) RETURNING seq",
-            params(dialect, 1, 8)
+            "INSERT INTO _keel_events (event_id, type, collection, record_id, actor, data, previous, occurred_at) VALUES ({}) RETURNING seq{}",
+            params(dialect, 1, 8),
+            // PostgreSQL: the NOTIFY that wakes every node's relay and feed at commit,
+            // in the same round trip as the insert.
+            match dialect {
+                Dialect::Sqlite => String::new(),
+                Dialect::Postgres => format!(", pg_notify('{NOTIFY_CHANNEL}', '')"),
+            }
         ),
         vec![
             uuid(dialect, e.event_id),
