@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod ws;
+
 /// How often an idle SSE stream sends a comment, so proxies keep it open.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -156,9 +158,16 @@ pub async fn feed(
     Caller(caller): Caller,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
     request: axum::extract::Request,
 ) -> Result<Response, Problem> {
     let ip = crate::limits::client_ip(&request);
+    if let Some(upgrade) = ws::upgrade(upgrade, &headers)? {
+        return ws::open(state, caller, &headers, &query, ip, upgrade).await;
+    }
     let asked = asked(&state, caller, &headers, &query).await?;
     let subscription = subscribe(&state, asked, ip).await?;
     Ok(sse(subscription).into_response())

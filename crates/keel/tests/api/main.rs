@@ -18,4 +18,5 @@ mod oauth;
 mod openapi;
 mod permissions;
 mod realtime;
+mod realtime_ws;
 mod records;
