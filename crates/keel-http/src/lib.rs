@@ -10,6 +10,7 @@ pub mod context;
 pub mod docs;
 pub mod events;
 pub mod extract;
+pub mod graphql;
 pub mod health;
 pub mod identity;
 pub mod json;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub realtime: Option<Arc<keel_realtime::Hub>>,
     /// OAuth2 / OIDC login; `None` when keel.toml configures no provider.
     pub oauth: Option<Arc<keel_auth::oauth::OAuth>>,
+    /// The GraphQL surface (see [`Services::graphql`]).
+    pub graphql: Option<Arc<keel_graphql::GraphQl>>,
 }
 
 /// The services the app built and hands to the HTTP surface: nothing is built
@@ -76,6 +79,8 @@ pub struct Services {
     pub metrics_sources: Vec<Arc<dyn metrics::MetricsSource>>,
     /// The realtime feed's subscribers on this node; `None`: no `/v1/realtime`.
     pub realtime: Option<Arc<keel_realtime::Hub>>,
+    /// The GraphQL schema generated from the model; `None`: no `/graphql`.
+    pub graphql: Option<Arc<keel_graphql::GraphQl>>,
 }
 
 impl Services {
@@ -92,6 +97,7 @@ impl Services {
             )),
             metrics_sources: Vec::new(),
             realtime: None,
+            graphql: None,
         }
     }
 }
@@ -105,6 +111,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         rate_limits,
         metrics_sources,
         realtime,
+        graphql,
     } = services;
     let openapi = openapi::document(engine.model());
     let metrics = limits.metrics.clone();
@@ -118,6 +125,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         metrics,
         metrics_sources,
         realtime,
+        graphql,
     }));
     Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -138,6 +146,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         .route("/v1/admin/events/retry", post(events::retry))
         .route("/v1/admin/events/replay", post(events::replay))
         .route("/v1/realtime", get(realtime::feed))
+        .route("/graphql", get(graphql::serve).post(graphql::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_text))

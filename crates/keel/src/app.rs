@@ -36,6 +36,9 @@ pub struct Settings {
     pub limit_store: Option<Arc<dyn LimitStore>>,
     /// How the event relay paces itself (retention comes from keel.toml).
     pub relay: keel_events::RelaySettings,
+    /// GraphQL's abuse limits and introspection switch (`KEEL_GRAPHQL_INTROSPECTION=off`
+    /// turns introspection off at build).
+    pub graphql: keel_graphql::Options,
 }
 
 impl Settings {
@@ -53,6 +56,7 @@ impl Settings {
             access_log: None,
             limit_store: None,
             relay: keel_events::RelaySettings::default(),
+            graphql: keel_graphql::Options::default(),
         }
     }
 }
@@ -108,6 +112,29 @@ pub struct App {
     hub: Arc<keel_realtime::Hub>,
     /// Applied migration steps, for the start-up log.
     pub migrated_steps: usize,
+    /// The GraphQL surface (`None` if the model's schema could not be generated).
+    graphql: Option<Arc<keel_graphql::GraphQl>>,
+}
+
+/// The GraphQL schema of the model. A model GraphQL cannot name (a clash of
+/// generated type names) still serves REST: the error is logged, `/graphql` is 404.
+fn graphql_surface(
+    engine: &Arc<Engine>,
+    rate_limits: &Arc<RateLimits>,
+    mut options: keel_graphql::Options,
+) -> Option<Arc<keel_graphql::GraphQl>> {
+    if std::env::var("KEEL_GRAPHQL_INTROSPECTION")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "false" | "0"))
+    {
+        options.introspection = false;
+    }
+    match keel_graphql::GraphQl::new(engine.clone(), rate_limits.clone(), options) {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            tracing::error!(error = %e, "GraphQL is unavailable: its schema could not be generated");
+            None
+        }
+    }
 }
 
 impl App {
@@ -125,6 +152,7 @@ impl App {
             access_log,
             limit_store,
             relay,
+            graphql,
         } = settings;
         let store =
             Store::open(&database_url)
@@ -166,6 +194,7 @@ impl App {
             LimitPolicy::from_model(engine.model()),
             limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
         ));
+        let graphql = graphql_surface(&engine, &rate_limits, graphql);
         let relay = crate::events::relay(&engine, relay).await?;
         let hub = Arc::new(keel_realtime::Hub::new(engine.clone()));
         let router = keel_http::router(
@@ -178,6 +207,7 @@ impl App {
                     relay.metrics.clone(),
                 ))],
                 realtime: Some(hub.clone()),
+                graphql: graphql.clone(),
             },
             keel_http::Limits {
                 access_log,
@@ -207,7 +237,13 @@ impl App {
             relay,
             hub,
             migrated_steps,
+            graphql,
         })
+    }
+
+    /// The GraphQL surface, when its schema could be generated.
+    pub fn graphql(&self) -> Option<&Arc<keel_graphql::GraphQl>> {
+        self.graphql.as_ref()
     }
 
     /// The address the listener is bound to (the real port when 0 was asked).

@@ -1,0 +1,324 @@
+//! GraphQL over the operation core. The schema is generated from the model at start
+//! (async-graphql's dynamic schema); every resolver calls the same `Engine`
+//! operation as REST, so rules, validation and events cannot differ between the two.
+//!
+//! Per collection `c` (object type `C`, the name in PascalCase):
+//! - Query `c(filter, sort, limit, cursor, count) -> CList {items, next_cursor, total}`
+//!   and `c_by_id(id) -> C`;
+//! - Mutation `create_c(input, idempotency_key)`, `update_c(id, input, if_version)`,
+//!   `delete_c(id, if_version)`;
+//! - a ref field `f` is the referenced record (loaded through a per-request DataLoader
+//!   that is built for one caller and dropped with the request), `f_id` its raw id.
+//!
+//! Errors carry `extensions.code` (the slug of the shared [`ErrorCode`] table) and,
+//! for validation and conflicts, `extensions.errors` with the failing fields.
+
+mod names;
+mod schema;
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{ErrorExtensions, ServerError, Value};
+use keel_core::ratelimit::{LimitTarget, OpKind, RateLimits, Verdict};
+use keel_core::{CoreError, Engine, ErrorCode, Principal};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use async_graphql;
+pub use async_graphql::dynamic::SchemaError;
+
+/// The abuse limits of the GraphQL surface. A request past any of them is answered
+/// with an error (a GraphQL request error), never a 5xx.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Serve `__schema` / `__type`.
+    pub introspection: bool,
+    /// Deepest selection nesting.
+    pub max_depth: usize,
+    /// Most fields a query may select (async-graphql's complexity, 1 per field).
+    pub max_complexity: usize,
+    /// Most aliases in one document.
+    pub max_aliases: usize,
+    /// Longest query text, in bytes.
+    pub max_query_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            introspection: true,
+            max_depth: 10,
+            max_complexity: 1000,
+            max_aliases: 30,
+            max_query_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// What the resolvers share: the core and the quotas.
+pub(crate) struct Core {
+    pub engine: Arc<Engine>,
+    pub limits: Arc<RateLimits>,
+    /// Batches the ref loaders ran (each one `list` per collection and 200 ids).
+    pub ref_batches: AtomicU64,
+}
+
+/// One request's caller, and the ref loader that reads as them (never shared).
+pub(crate) struct Caller {
+    pub principal: Principal,
+    pub client_ip: String,
+    pub loader: async_graphql::dataloader::DataLoader<
+        schema::RefLoader,
+        async_graphql::dataloader::HashMapCache,
+    >,
+}
+
+/// The GraphQL surface of one model.
+pub struct GraphQl {
+    schema: async_graphql::dynamic::Schema,
+    options: Options,
+    core: Arc<Core>,
+}
+
+/// The answer to one GraphQL request.
+pub struct Outcome {
+    pub response: async_graphql::Response,
+    /// A request error (unparsable, invalid, over a limit): nothing was executed.
+    pub request_error: bool,
+    /// A mutation was asked where only queries are allowed (GET): nothing executed.
+    pub mutation_refused: bool,
+}
+
+impl GraphQl {
+    /// Generate the schema of the engine's model.
+    pub fn new(
+        engine: Arc<Engine>,
+        limits: Arc<RateLimits>,
+        options: Options,
+    ) -> Result<Self, SchemaError> {
+        let core = Arc::new(Core {
+            engine,
+            limits,
+            ref_batches: AtomicU64::new(0),
+        });
+        let schema = schema::build(&core, &options)?;
+        Ok(Self {
+            schema,
+            options,
+            core,
+        })
+    }
+
+    /// The schema in SDL.
+    pub fn sdl(&self) -> String {
+        self.schema.sdl()
+    }
+
+    /// How many batched ref loads have run so far (for tests: no N+1).
+    pub fn ref_batches(&self) -> u64 {
+        self.core.ref_batches.load(Ordering::Relaxed)
+    }
+
+    /// Run one request as `principal` (counted against the quotas of
+    /// `client_ip` when anonymous). `queries_only`: refuse mutations (GET).
+    pub async fn execute(
+        &self,
+        principal: Principal,
+        client_ip: String,
+        mut request: async_graphql::Request,
+        queries_only: bool,
+    ) -> Outcome {
+        let refuse = |message: String, code: ErrorCode| Outcome {
+            response: async_graphql::Response::from_errors(vec![server_error(message, code)]),
+            request_error: true,
+            mutation_refused: false,
+        };
+        if request.query.len() > self.options.max_query_bytes {
+            return refuse(
+                format!(
+                    "the query is longer than {} bytes",
+                    self.options.max_query_bytes
+                ),
+                ErrorCode::PayloadTooLarge,
+            );
+        }
+        let operation_name = request.operation_name.clone();
+        let doc = match request.parsed_query() {
+            Ok(doc) => doc,
+            Err(mut e) => {
+                set_code(&mut e, ErrorCode::MalformedRequest);
+                return Outcome {
+                    response: async_graphql::Response::from_errors(vec![e]),
+                    request_error: true,
+                    mutation_refused: false,
+                };
+            }
+        };
+        let aliases = count_aliases(doc);
+        if aliases > self.options.max_aliases {
+            return refuse(
+                format!(
+                    "the query has {aliases} aliases; at most {} are allowed",
+                    self.options.max_aliases
+                ),
+                ErrorCode::InvalidParameter,
+            );
+        }
+        if queries_only
+            && operation_type(doc, operation_name.as_deref()) == Some(OperationType::Mutation)
+        {
+            return Outcome {
+                response: async_graphql::Response::from_errors(vec![server_error(
+                    "mutations are only allowed over POST".into(),
+                    ErrorCode::MethodNotAllowed,
+                )]),
+                request_error: true,
+                mutation_refused: true,
+            };
+        }
+        let loader = async_graphql::dataloader::DataLoader::with_cache(
+            schema::RefLoader {
+                core: self.core.clone(),
+                principal: principal.clone(),
+            },
+            tokio::spawn,
+            async_graphql::dataloader::HashMapCache::default(),
+        )
+        .max_batch_size(keel_core::MAX_LIMIT as usize);
+        let request = request.data(Caller {
+            principal,
+            client_ip,
+            loader,
+        });
+        let mut response = self.schema.execute(request).await;
+        let request_error = response.data == Value::Null && !response.errors.is_empty();
+        let fallback = if request_error {
+            ErrorCode::MalformedRequest
+        } else {
+            ErrorCode::InvalidParameter
+        };
+        for e in &mut response.errors {
+            if e.extensions.as_ref().and_then(|x| x.get("code")).is_none() {
+                set_code(e, fallback);
+            }
+        }
+        Outcome {
+            response,
+            request_error,
+            mutation_refused: false,
+        }
+    }
+}
+
+fn server_error(message: String, code: ErrorCode) -> ServerError {
+    let mut e = ServerError::new(message, None);
+    set_code(&mut e, code);
+    e
+}
+
+fn set_code(e: &mut ServerError, code: ErrorCode) {
+    e.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.slug());
+}
+
+/// The type of the operation the request will run, when it can be told.
+fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+/// Aliases written anywhere in the document (operations and fragments).
+fn count_aliases(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|s| match &s.node {
+                Selection::Field(f) => {
+                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
+                }
+                Selection::FragmentSpread(_) => 0,
+                Selection::InlineFragment(i) => walk(&i.node.selection_set.node),
+            })
+            .sum()
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .sum::<usize>()
+        + doc
+            .fragments
+            .values()
+            .map(|f| walk(&f.node.selection_set.node))
+            .sum::<usize>()
+}
+
+/// A core error as a GraphQL error: `extensions.code`, and the failing fields.
+pub(crate) fn core_error(e: CoreError) -> async_graphql::Error {
+    let code = e.code();
+    let message = if code == ErrorCode::Internal {
+        tracing::error!(error = %e, "graphql operation failed");
+        "internal error".to_string()
+    } else {
+        e.to_string()
+    };
+    let fields = match &e {
+        CoreError::Validation(errors) | CoreError::Conflict { errors, .. } => {
+            serde_json::to_value(errors).ok()
+        }
+        _ => None,
+    };
+    let current = match &e {
+        CoreError::StaleVersion { current } => Some(*current),
+        _ => None,
+    };
+    async_graphql::Error::new(message).extend_with(|_, ext| {
+        ext.set("code", code.slug());
+        if let Some(f) = fields.clone().and_then(|f| Value::from_json(f).ok()) {
+            ext.set("errors", f);
+        }
+        if let Some(v) = current {
+            ext.set("current_version", v);
+        }
+    })
+}
+
+/// Count one operation against the caller's quotas, as REST counts it.
+pub(crate) async fn admit(
+    core: &Core,
+    caller: &Caller,
+    collection: &str,
+    op: OpKind,
+) -> Result<(), async_graphql::Error> {
+    let target = LimitTarget::Operation {
+        collection: collection.to_string(),
+        op,
+    };
+    match core
+        .limits
+        .check(caller.principal.id, &caller.client_ip, &target)
+        .await
+    {
+        Verdict::Allowed(_) => Ok(()),
+        Verdict::Refused(_, d) => {
+            let retry = d.reset.as_secs_f64().ceil().max(1.0) as u64;
+            Err(
+                async_graphql::Error::new(format!("too many requests; retry in {retry} s"))
+                    .extend_with(|_, ext| {
+                        ext.set("code", ErrorCode::RateLimited.slug());
+                        ext.set("retry_after", retry);
+                    }),
+            )
+        }
+    }
+}

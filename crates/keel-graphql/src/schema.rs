@@ -1,0 +1,538 @@
+//! The dynamic schema, generated from the model, and the per-request ref loader.
+
+use crate::names::{enum_value_name, pascal};
+use crate::{Caller, Core, Options, admit, core_error};
+use async_graphql::dynamic::{
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar,
+    Schema, SchemaError, TypeRef,
+};
+use async_graphql::{Name, Value};
+use keel_core::ratelimit::OpKind;
+use keel_core::{CoreError, ListText, MAX_LIMIT, Page};
+use keel_spec::{Collection, Field as SpecField, FieldType};
+use serde_json::Value as Json;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const JSON_SCALAR: &str = "JSON";
+
+/// The GraphQL type of a field's value (refs: the id, as input takes it).
+fn scalar_type(collection_type: &str, f: &SpecField) -> String {
+    match &f.ty {
+        FieldType::Int { .. } => TypeRef::INT.into(),
+        FieldType::Float { .. } => TypeRef::FLOAT.into(),
+        FieldType::Bool => TypeRef::BOOLEAN.into(),
+        FieldType::Json => JSON_SCALAR.into(),
+        FieldType::Enum { values } if values.iter().all(|v| enum_value_name(v)) => {
+            enum_type(collection_type, f)
+        }
+        _ => TypeRef::STRING.into(),
+    }
+}
+
+fn enum_type(collection_type: &str, f: &SpecField) -> String {
+    format!("{collection_type}{}", pascal(&f.name))
+}
+
+fn is_enum(f: &SpecField) -> bool {
+    matches!(&f.ty, FieldType::Enum { values } if values.iter().all(|v| enum_value_name(v)))
+}
+
+/// A record's value as GraphQL answers it.
+fn to_value(v: &Json, as_enum: bool) -> Option<Value> {
+    match v {
+        Json::Null => None,
+        Json::String(s) if as_enum => Some(Value::Enum(Name::new(s))),
+        other => Value::from_json(other.clone()).ok(),
+    }
+}
+
+/// An optional argument, null and absent alike.
+fn arg<'a>(
+    ctx: &'a ResolverContext<'_>,
+    name: &str,
+) -> Option<async_graphql::dynamic::ValueAccessor<'a>> {
+    ctx.args.get(name).filter(|v| !v.is_null())
+}
+
+fn arg_string(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<String>> {
+    arg(ctx, name)
+        .map(|v| v.string().map(str::to_string))
+        .transpose()
+}
+
+fn arg_int(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
+    arg(ctx, name).map(|v| v.i64()).transpose()
+}
+
+fn input_json(ctx: &ResolverContext<'_>) -> async_graphql::Result<Json> {
+    Ok(ctx.args.try_get("input")?.as_value().clone().into_json()?)
+}
+
+/// A resolver's failure recorded with its path and position; the field is null.
+/// (async-graphql's dynamic schema would drop the field and the path otherwise.)
+fn recover<'a>(
+    ctx: &async_graphql::Context<'_>,
+    result: async_graphql::Result<Option<FieldValue<'a>>>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
+            Ok(None)
+        }
+    }
+}
+
+fn record(v: Json) -> FieldValue<'static> {
+    FieldValue::owned_any(v)
+}
+
+/// The object type of one collection: its visible fields; a ref is the referenced
+/// record, `<ref>_id` its id.
+fn object_type(c: &Collection, tn: &str) -> Object {
+    let mut obj = Object::new(tn);
+    if let Some(d) = &c.description {
+        obj = obj.description(d);
+    }
+    let names: Vec<&str> = c.visible().map(|f| f.name.as_str()).collect();
+    for f in c.visible() {
+        let key = f.name.clone();
+        if let FieldType::Ref { to, .. } = &f.ty {
+            let to = to.clone();
+            let k = key.clone();
+            obj = obj.field(Field::new(
+                &f.name,
+                TypeRef::named(pascal(&to)),
+                move |ctx| {
+                    let key = k.clone();
+                    let to = to.clone();
+                    FieldFuture::new(async move {
+                        let result: async_graphql::Result<Option<FieldValue>> = async {
+                            let parent = ctx.parent_value;
+                            let Some(id) = parent
+                                .downcast_ref::<Json>()
+                                .and_then(|r| r.get(&key))
+                                .and_then(Json::as_str)
+                            else {
+                                return Ok(None::<FieldValue>);
+                            };
+                            let caller = ctx.data::<Caller>()?;
+                            let found = caller
+                                .loader
+                                .load_one(RefKey {
+                                    collection: to,
+                                    id: id.to_string(),
+                                })
+                                .await?;
+                            Ok(found.map(record))
+                        }
+                        .await;
+                        recover(ctx.ctx, result)
+                    })
+                },
+            ));
+            let id_name = format!("{}_id", f.name);
+            if !names.contains(&id_name.as_str()) {
+                obj = obj.field(plain_field(
+                    &id_name,
+                    key,
+                    TypeRef::named(TypeRef::STRING),
+                    false,
+                ));
+            }
+            continue;
+        }
+        let ty = if f.name == "id" {
+            TypeRef::named_nn(TypeRef::STRING)
+        } else {
+            TypeRef::named(scalar_type(tn, f))
+        };
+        let mut field = plain_field(&f.name, key, ty, is_enum(f));
+        if let Some(d) = &f.description {
+            field = field.description(d);
+        }
+        obj = obj.field(field);
+    }
+    obj
+}
+
+/// A field read from the parent record under `key`.
+fn plain_field(name: &str, key: String, ty: TypeRef, as_enum: bool) -> Field {
+    Field::new(name, ty, move |ctx| {
+        let v = ctx
+            .parent_value
+            .downcast_ref::<Json>()
+            .and_then(|r| r.get(&key))
+            .and_then(|v| to_value(v, as_enum));
+        FieldFuture::from_value(v)
+    })
+}
+
+/// `{items, next_cursor, total}` over a [`Page`].
+fn list_type(tn: &str) -> Object {
+    Object::new(format!("{tn}List"))
+        .field(Field::new("items", TypeRef::named_nn_list_nn(tn), |ctx| {
+            FieldFuture::new(async move {
+                let parent = ctx.parent_value;
+                let page = parent.try_downcast_ref::<Page>()?;
+                Ok(Some(FieldValue::list(page.items.iter().map(|r| {
+                    FieldValue::borrowed_any(r as &(dyn Any + Send + Sync))
+                }))))
+            })
+        }))
+        .field(Field::new(
+            "next_cursor",
+            TypeRef::named(TypeRef::STRING),
+            |ctx| {
+                let v = ctx
+                    .parent_value
+                    .downcast_ref::<Page>()
+                    .and_then(|p| p.next_cursor.clone())
+                    .map(Value::from);
+                FieldFuture::from_value(v)
+            },
+        ))
+        .field(Field::new("total", TypeRef::named(TypeRef::INT), |ctx| {
+            let v = ctx
+                .parent_value
+                .downcast_ref::<Page>()
+                .and_then(|p| p.total)
+                .map(Value::from);
+            FieldFuture::from_value(v)
+        }))
+}
+
+fn input_type<'a>(
+    name: String,
+    tn: &str,
+    fields: impl Iterator<Item = &'a SpecField>,
+) -> Option<InputObject> {
+    let mut input = InputObject::new(name);
+    let mut any = false;
+    for f in fields {
+        let mut v = InputValue::new(&f.name, TypeRef::named(scalar_type(tn, f)));
+        if let Some(d) = &f.description {
+            v = v.description(d);
+        }
+        input = input.field(v);
+        any = true;
+    }
+    any.then_some(input)
+}
+
+/// The whole schema of the model.
+pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, SchemaError> {
+    let model = core.engine.model();
+    let mut query = Object::new("Query");
+    let mut mutation = Object::new("Mutation");
+    // Every collection has a delete, so there is a mutation whenever there is a collection.
+    let has_mutation = !model.collections.is_empty();
+    let mut objects = Vec::new();
+    let mut inputs = Vec::new();
+    let mut enums = Vec::new();
+    for c in &model.collections {
+        let tn = pascal(&c.name);
+        for f in &c.fields {
+            if let FieldType::Enum { values } = &f.ty
+                && is_enum(f)
+            {
+                enums.push(Enum::new(enum_type(&tn, f)).items(values.iter().map(String::as_str)));
+            }
+        }
+        objects.push(object_type(c, &tn));
+        objects.push(list_type(&tn));
+        query = query.field(list_field(core, c, &tn));
+        query = query.field(by_id_field(core, c, &tn));
+        if let Some(input) = input_type(format!("{tn}CreateInput"), &tn, c.creatable()) {
+            mutation = mutation.field(create_field(core, c, &tn, input.type_name()));
+            inputs.push(input);
+        }
+        if let Some(input) = input_type(format!("{tn}UpdateInput"), &tn, c.updatable()) {
+            mutation = mutation.field(update_field(core, c, &tn, input.type_name()));
+            inputs.push(input);
+        }
+        mutation = mutation.field(delete_field(core, c));
+    }
+    let mut builder = Schema::build(
+        query.type_name(),
+        has_mutation.then_some(mutation.type_name()),
+        None,
+    )
+    .register(
+        Scalar::new(JSON_SCALAR).description("Any JSON value, as the spec's `json` fields hold"),
+    )
+    .limit_depth(options.max_depth)
+    .limit_complexity(options.max_complexity);
+    if !options.introspection {
+        builder = builder.disable_introspection();
+    }
+    for o in objects {
+        builder = builder.register(o);
+    }
+    for i in inputs {
+        builder = builder.register(i);
+    }
+    for e in enums {
+        builder = builder.register(e);
+    }
+    if has_mutation {
+        builder = builder.register(mutation);
+    }
+    builder.register(query).finish()
+}
+
+fn list_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
+    let core = core.clone();
+    let coll = c.name.clone();
+    Field::new(&c.name, TypeRef::named(format!("{tn}List")), move |ctx| {
+        let core = core.clone();
+        let coll = coll.clone();
+        FieldFuture::new(async move {
+            let result: async_graphql::Result<Option<FieldValue>> = async {
+                let caller = ctx.data::<Caller>()?;
+                let limit = arg_int(&ctx, "limit")?
+                    .map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }));
+                let text = ListText {
+                    filter: arg_string(&ctx, "filter")?,
+                    sort: arg_string(&ctx, "sort")?,
+                    limit,
+                    cursor: arg_string(&ctx, "cursor")?,
+                    fields: None,
+                    expand: None,
+                    count: arg(&ctx, "count").map(|v| v.boolean()).transpose()? == Some(true),
+                };
+                admit(&core, caller, &coll, OpKind::List).await?;
+                let q = core.engine.list_query(&coll, &text).map_err(core_error)?;
+                let page = core
+                    .engine
+                    .list(&caller.principal, &coll, &q)
+                    .await
+                    .map_err(core_error)?;
+                Ok(Some(FieldValue::owned_any(page)))
+            }
+            .await;
+            recover(ctx.ctx, result)
+        })
+    })
+    .description(format!(
+        "A page of `{}`, as `GET /v1/{}` answers it.",
+        c.name, c.name
+    ))
+    .argument(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
+    .argument(InputValue::new("sort", TypeRef::named(TypeRef::STRING)))
+    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+    .argument(InputValue::new("cursor", TypeRef::named(TypeRef::STRING)))
+    .argument(InputValue::new("count", TypeRef::named(TypeRef::BOOLEAN)))
+}
+
+fn by_id_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
+    let core = core.clone();
+    let coll = c.name.clone();
+    Field::new(
+        format!("{}_by_id", c.name),
+        TypeRef::named(tn),
+        move |ctx| {
+            let core = core.clone();
+            let coll = coll.clone();
+            FieldFuture::new(async move {
+                let result: async_graphql::Result<Option<FieldValue>> = async {
+                    let caller = ctx.data::<Caller>()?;
+                    let id = ctx.args.try_get("id")?.string()?.to_string();
+                    admit(&core, caller, &coll, OpKind::Get).await?;
+                    let projection = core
+                        .engine
+                        .projection(&coll, None, None)
+                        .map_err(core_error)?;
+                    let rec = core
+                        .engine
+                        .get(&caller.principal, &coll, &id, &projection)
+                        .await
+                        .map_err(core_error)?;
+                    Ok(Some(record(rec)))
+                }
+                .await;
+                recover(ctx.ctx, result)
+            })
+        },
+    )
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
+}
+
+fn create_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &str) -> Field {
+    let core = core.clone();
+    let coll = c.name.clone();
+    Field::new(
+        format!("create_{}", c.name),
+        TypeRef::named(tn),
+        move |ctx| {
+            let core = core.clone();
+            let coll = coll.clone();
+            FieldFuture::new(async move {
+                let result: async_graphql::Result<Option<FieldValue>> = async {
+                    let caller = ctx.data::<Caller>()?;
+                    let body = input_json(&ctx)?;
+                    let key = arg_string(&ctx, "idempotency_key")?;
+                    admit(&core, caller, &coll, OpKind::Create).await?;
+                    let created = core
+                        .engine
+                        .create(&caller.principal, &coll, &body, key.as_deref())
+                        .await
+                        .map_err(core_error)?;
+                    Ok(Some(record(created.record)))
+                }
+                .await;
+                recover(ctx.ctx, result)
+            })
+        },
+    )
+    .argument(InputValue::new("input", TypeRef::named_nn(input)))
+    .argument(InputValue::new(
+        "idempotency_key",
+        TypeRef::named(TypeRef::STRING),
+    ))
+}
+
+fn update_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &str) -> Field {
+    let core = core.clone();
+    let coll = c.name.clone();
+    Field::new(
+        format!("update_{}", c.name),
+        TypeRef::named(tn),
+        move |ctx| {
+            let core = core.clone();
+            let coll = coll.clone();
+            FieldFuture::new(async move {
+                let result: async_graphql::Result<Option<FieldValue>> = async {
+                    let caller = ctx.data::<Caller>()?;
+                    let id = ctx.args.try_get("id")?.string()?.to_string();
+                    let body = input_json(&ctx)?;
+                    let version = arg_int(&ctx, "if_version")?;
+                    admit(&core, caller, &coll, OpKind::Update).await?;
+                    let versions = version.map(|v| [v]);
+                    let rec = core
+                        .engine
+                        .update(
+                            &caller.principal,
+                            &coll,
+                            &id,
+                            &body,
+                            versions.as_ref().map(|v| &v[..]),
+                        )
+                        .await
+                        .map_err(core_error)?;
+                    Ok(Some(record(rec)))
+                }
+                .await;
+                recover(ctx.ctx, result)
+            })
+        },
+    )
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
+    .argument(InputValue::new("input", TypeRef::named_nn(input)))
+    .argument(InputValue::new("if_version", TypeRef::named(TypeRef::INT)))
+}
+
+fn delete_field(core: &Arc<Core>, c: &Collection) -> Field {
+    let core = core.clone();
+    let coll = c.name.clone();
+    Field::new(
+        format!("delete_{}", c.name),
+        TypeRef::named(TypeRef::BOOLEAN),
+        move |ctx| {
+            let core = core.clone();
+            let coll = coll.clone();
+            FieldFuture::new(async move {
+                let result: async_graphql::Result<Option<FieldValue>> = async {
+                    let caller = ctx.data::<Caller>()?;
+                    let id = ctx.args.try_get("id")?.string()?.to_string();
+                    let version = arg_int(&ctx, "if_version")?;
+                    admit(&core, caller, &coll, OpKind::Delete).await?;
+                    let versions = version.map(|v| [v]);
+                    core.engine
+                        .delete(
+                            &caller.principal,
+                            &coll,
+                            &id,
+                            versions.as_ref().map(|v| &v[..]),
+                        )
+                        .await
+                        .map_err(core_error)?;
+                    Ok(Some(FieldValue::value(true)))
+                }
+                .await;
+                recover(ctx.ctx, result)
+            })
+        },
+    )
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
+    .argument(InputValue::new("if_version", TypeRef::named(TypeRef::INT)))
+}
+
+/// A referenced record: its collection and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RefKey {
+    pub collection: String,
+    pub id: String,
+}
+
+/// Loads referenced records for one caller, under their read rules: one `list` with
+/// `id in [...]` per collection and batch. Built per request, never shared.
+pub(crate) struct RefLoader {
+    pub core: Arc<Core>,
+    pub principal: keel_core::Principal,
+}
+
+fn uuid_like(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+impl async_graphql::dataloader::Loader<RefKey> for RefLoader {
+    type Value = Json;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RefKey]) -> Result<HashMap<RefKey, Json>, Self::Error> {
+        let mut by_collection: HashMap<&str, Vec<&str>> = HashMap::new();
+        for k in keys.iter().filter(|k| uuid_like(&k.id)) {
+            by_collection.entry(&k.collection).or_default().push(&k.id);
+        }
+        let engine = &self.core.engine;
+        let mut found = HashMap::new();
+        for (collection, ids) in by_collection {
+            for chunk in ids.chunks(MAX_LIMIT as usize) {
+                self.core.ref_batches.fetch_add(1, Ordering::Relaxed);
+                let list = chunk
+                    .iter()
+                    .map(|id| format!("\"{id}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let text = ListText {
+                    filter: Some(format!("id in [{list}]")),
+                    limit: Some(MAX_LIMIT),
+                    ..Default::default()
+                };
+                let query = engine.list_query(collection, &text).map_err(core_error)?;
+                let page = match engine.list(&self.principal, collection, &query).await {
+                    Ok(page) => page,
+                    // A collection nobody may list: its records stay unresolved (null).
+                    Err(CoreError::Denied { .. }) => continue,
+                    Err(e) => return Err(core_error(e)),
+                };
+                for item in page.items {
+                    if let Some(id) = item.get("id").and_then(Json::as_str) {
+                        found.insert(
+                            RefKey {
+                                collection: collection.to_string(),
+                                id: id.to_string(),
+                            },
+                            item.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
