@@ -12,6 +12,7 @@ mod events_admin;
 mod events_brokers;
 mod events_crash;
 mod foundation;
+mod graphql;
 mod lists;
 mod migrations;
 mod oauth;
