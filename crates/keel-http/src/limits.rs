@@ -14,8 +14,12 @@ use keel_core::ErrorCode;
 use keel_core::ratelimit::{Decision, LimitTarget, Quota, RateLimits, Verdict};
 use std::net::SocketAddr;
 
-/// The client's address, for anonymous callers.
+/// The client's address, for anonymous callers: the one the request layer settled
+/// (behind trusted proxies, the forwarded client), else the TCP peer.
 pub fn client_ip(req: &Request) -> String {
+    if let Some(c) = req.extensions().get::<crate::middleware::ClientAddr>() {
+        return c.0.to_string();
+    }
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())

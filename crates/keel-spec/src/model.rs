@@ -52,6 +52,79 @@ pub struct Server {
     /// PEM files: serve HTTPS (and send HSTS) when both are set.
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// `redis://…`: rate limits and login throttles shared by every node.
+    pub redis: Option<String>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` name the client.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An IP network, `10.0.0.0/8` or `::1/128`; a bare address is one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network. An IPv4 address mapped into IPv6
+    /// (`::ffff:10.0.0.1`) is compared as IPv4.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    /// `ADDRESS/PREFIX` or `ADDRESS`; the message says what is wrong.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP network: `{addr}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => {
+                    return Err(format!(
+                        "`{s}` is not an IP network: the prefix length must be 0 to {max}"
+                    ));
+                }
+            },
+        };
+        Ok(Cidr { addr, prefix })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -571,6 +644,8 @@ impl fmt::Debug for Server {
             cors_origins,
             tls_cert,
             tls_key,
+            redis,
+            trusted_proxies,
         } = self;
         f.debug_struct("Server")
             .field("addr", addr)
@@ -580,6 +655,8 @@ impl fmt::Debug for Server {
             .field("cors_origins", cors_origins)
             .field("tls_cert", tls_cert)
             .field("tls_key", tls_key)
+            .field("redis", &redis.as_deref().map(UrlRedacted))
+            .field("trusted_proxies", trusted_proxies)
             .finish()
     }
 }

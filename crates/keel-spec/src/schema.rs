@@ -53,7 +53,10 @@ pub fn json_schema() -> Value {
                 "log_format": {"enum": ["pretty", "json"]},
                 "cors_origins": {"type": "array", "items": {"type": "string"}, "description": "Origins allowed by CORS, e.g. https://app.example.com, or *"},
                 "tls_cert": {"type": "string", "description": "PEM certificate chain; with tls_key, serve HTTPS"},
-                "tls_key": {"type": "string", "description": "PEM private key"}}},
+                "tls_key": {"type": "string", "description": "PEM private key"},
+                "redis": {"type": "string", "description": "redis://… shared by every node for rate limits and login throttles; use ${KEEL_REDIS_URL}"},
+                "trusted_proxies": {"type": "array", "items": {"type": "string"},
+                    "description": "Addresses or networks (10.0.0.0/8) of proxies whose X-Forwarded-For / Forwarded name the client (KEEL_TRUSTED_PROXIES)"}}},
             "auth": {"type": "object", "additionalProperties": false, "properties": {
                 "password": {"type": "boolean"},
                 "password_min_length": {"type": "integer", "minimum": 8, "maximum": 128},

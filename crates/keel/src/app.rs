@@ -32,8 +32,15 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Where access lines go; `None` logs them through `tracing`.
     pub access_log: Option<Arc<dyn keel_http::AccessLog>>,
-    /// Where rate-limit state lives; `None` is the in-process store.
+    /// Where rate-limit state lives; `None` is Redis when `redis_url` is set, else
+    /// the in-process store.
     pub limit_store: Option<Arc<dyn LimitStore>>,
+    /// `redis://…`: rate limits and login throttles shared by every node using it.
+    pub redis_url: Option<String>,
+    /// What every Redis key of this deployment starts with.
+    pub redis_prefix: String,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
+    pub trusted_proxies: Vec<keel_spec::Cidr>,
     /// How the event relay paces itself (retention comes from keel.toml).
     pub relay: keel_events::RelaySettings,
     /// GraphQL's abuse limits and introspection switch (`KEEL_GRAPHQL_INTROSPECTION=off`
@@ -55,6 +62,9 @@ impl Settings {
             max_body_bytes: 1024 * 1024,
             access_log: None,
             limit_store: None,
+            redis_url: None,
+            redis_prefix: "keel:".into(),
+            trusted_proxies: Vec::new(),
             relay: keel_events::RelaySettings::default(),
             graphql: keel_graphql::Options::default(),
         }
@@ -89,6 +99,8 @@ pub enum BuildError {
     MissingFieldKeys,
     #[error("cannot load the token-signing keys: {0}")]
     SigningKeys(String),
+    #[error("{0}")]
+    Redis(String),
     #[error("events: {0}")]
     Events(#[from] crate::events::EventsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -151,6 +163,9 @@ impl App {
             max_body_bytes,
             access_log,
             limit_store,
+            redis_url,
+            redis_prefix,
+            trusted_proxies,
             relay,
             graphql,
         } = settings;
@@ -190,9 +205,24 @@ impl App {
                 None
             }
         };
+        let mut redis_state = None;
+        let limit_store: Arc<dyn LimitStore> = match (limit_store, redis_url) {
+            (Some(store), _) => store,
+            (None, Some(url)) => {
+                let store = keel_redis::RedisLimitStore::new(&url, redis_prefix)
+                    .map_err(|e| BuildError::Redis(e.to_string()))?;
+                tracing::info!(
+                    redis = %keel_store::redact(&url),
+                    "rate limits and login throttles are shared through Redis"
+                );
+                redis_state = Some(Arc::new(RedisState(store.health())));
+                Arc::new(store)
+            }
+            (None, None) => Arc::new(RateLimiter::new()),
+        };
         let rate_limits = Arc::new(RateLimits::new(
             LimitPolicy::from_model(engine.model()),
-            limit_store.unwrap_or_else(|| Arc::new(RateLimiter::new())),
+            limit_store,
         ));
         let graphql = graphql_surface(&engine, &rate_limits, graphql);
         let relay = crate::events::relay(&engine, relay).await?;
@@ -203,9 +233,16 @@ impl App {
                 auth: Some(auth.clone()),
                 oauth,
                 rate_limits,
-                metrics_sources: vec![Arc::new(crate::events::RelayMetricsSource(
+                metrics_sources: std::iter::once(Arc::new(crate::events::RelayMetricsSource(
                     relay.metrics.clone(),
-                ))],
+                ))
+                    as Arc<dyn keel_http::metrics::MetricsSource>)
+                .chain(
+                    redis_state
+                        .clone()
+                        .map(|r| r as Arc<dyn keel_http::metrics::MetricsSource>),
+                )
+                .collect(),
                 realtime: Some(hub.clone()),
                 graphql: graphql.clone(),
             },
@@ -214,6 +251,11 @@ impl App {
                 request_timeout: request_timeout.max(Duration::from_secs(1)),
                 max_body_bytes,
                 hsts: tls.is_some(),
+                trusted_proxies: Arc::from(trusted_proxies),
+                readiness: redis_state
+                    .map(|r| r as Arc<dyn keel_http::health::ReadinessDetail>)
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             },
         );
@@ -306,6 +348,26 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(15), relay).await;
         let _ = feed.await;
         served
+    }
+}
+
+/// Redis as this node sees it: in `/metrics`, and `"redis": "up" | "down"` in
+/// `/readyz` (which stays ready: without Redis, limits are counted per node).
+#[derive(Debug)]
+struct RedisState(Arc<keel_redis::RedisHealth>);
+
+impl keel_http::metrics::MetricsSource for RedisState {
+    fn render(&self, out: &mut String) {
+        self.0.render(out);
+    }
+}
+
+impl keel_http::health::ReadinessDetail for RedisState {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn state(&self) -> &'static str {
+        self.0.state()
     }
 }
 

@@ -151,6 +151,19 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "KEEL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB]: rate limits and login throttles shared
+    /// by every node using it (else `[server] redis`).
+    // Checked when the server is built, so that no error repeats the password.
+    #[arg(long, env = "KEEL_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For /
+    /// Forwarded headers name the client (else `[server] trusted_proxies`).
+    #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
+    pub trusted_proxies: Vec<keel_spec::Cidr>,
+}
+
+fn cidr(s: &str) -> Result<keel_spec::Cidr, String> {
+    s.parse()
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -164,6 +177,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("request_timeout", &self.request_timeout)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("redis", &self.redis.as_deref().map(keel_store::redact))
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }

@@ -52,3 +52,18 @@ pub fn tls_files(
         _ => None,
     }
 }
+
+/// `--redis` / `KEEL_REDIS_URL`, else `[server] redis`.
+pub fn redis_url(flag: Option<String>, model: &Model) -> Option<String> {
+    flag.filter(|u| !u.is_empty())
+        .or_else(|| model.server.redis.clone())
+}
+
+/// `--trusted-proxies` / `KEEL_TRUSTED_PROXIES`, else `[server] trusted_proxies`.
+pub fn trusted_proxies(flag: Vec<keel_spec::Cidr>, model: &Model) -> Vec<keel_spec::Cidr> {
+    if flag.is_empty() {
+        model.server.trusted_proxies.clone()
+    } else {
+        flag
+    }
+}

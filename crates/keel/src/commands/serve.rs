@@ -26,6 +26,8 @@ pub async fn run(args: ServeArgs, model: Model, json_logs: bool) -> ExitCode {
     settings.secret = args.secret.or_else(|| settings.model.server.secret.clone());
     settings.field_keys = std::env::var(keel_core::crypto::KEYS_ENV).ok();
     settings.tls = tls;
+    settings.redis_url = config::redis_url(args.redis, &settings.model);
+    settings.trusted_proxies = config::trusted_proxies(args.trusted_proxies, &settings.model);
     settings.request_timeout = Duration::from_secs(args.request_timeout);
     settings.max_body_bytes = args.max_body;
     settings.access_log = crate::telemetry::AccessLines::new(json_logs)

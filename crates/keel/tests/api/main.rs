@@ -14,6 +14,7 @@ mod events_crash;
 mod foundation;
 mod graphql;
 mod lists;
+mod many_nodes;
 mod migrations;
 mod oauth;
 mod openapi;

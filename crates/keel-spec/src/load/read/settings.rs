@@ -121,6 +121,40 @@ impl Reader<'_, '_> {
                 }
                 "tls_cert" => server.tls_cert = self.string(v, "server.tls_cert").map(|s| s.value),
                 "tls_key" => server.tls_key = self.string(v, "server.tls_key").map(|s| s.value),
+                "redis" => {
+                    if let Some(s) = self.string(v, "server.redis") {
+                        let ok = ["redis://", "unix://", "redis+unix://"]
+                            .iter()
+                            .any(|p| s.value.starts_with(p));
+                        // An empty value (an unset `${KEEL_REDIS_URL}`) means no Redis.
+                        if !ok && !s.value.is_empty() {
+                            self.error(
+                                s.span.start,
+                                "server.redis must be a redis:// URL",
+                                Some(
+                                    "e.g. redis = \"redis://redis:6379\" or \"${KEEL_REDIS_URL}\""
+                                        .into(),
+                                ),
+                            );
+                        }
+                        server.redis = Some(s.value).filter(|v| !v.is_empty());
+                    }
+                }
+                "trusted_proxies" => {
+                    for p in self
+                        .string_list(v, "server.trusted_proxies")
+                        .unwrap_or_default()
+                    {
+                        match p.value.parse::<Cidr>() {
+                            Ok(c) => server.trusted_proxies.push(c),
+                            Err(e) => self.error(
+                                p.span.start,
+                                e,
+                                Some("write an address or a network, e.g. \"10.0.0.0/8\" or \"127.0.0.1\"".into()),
+                            ),
+                        }
+                    }
+                }
                 _ => self.unknown_key(
                     k,
                     "[server]",
@@ -132,6 +166,8 @@ impl Reader<'_, '_> {
                         "cors_origins",
                         "tls_cert",
                         "tls_key",
+                        "redis",
+                        "trusted_proxies",
                     ],
                 ),
             }
