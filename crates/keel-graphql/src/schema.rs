@@ -12,7 +12,7 @@ use keel_core::{CoreError, ListText, MAX_LIMIT, Page};
 use keel_spec::{Collection, Field as SpecField, FieldType};
 use serde_json::Value as Json;
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -233,12 +233,46 @@ pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, Schem
     let mut objects = Vec::new();
     let mut inputs = Vec::new();
     let mut enums = Vec::new();
+    // The builder keeps the last of two types with one name: refuse clashes instead.
+    let mut taken: HashSet<String> = ["Query", "Mutation", JSON_SCALAR]
+        .into_iter()
+        .chain(["String", "Int", "Float", "Boolean", "ID"])
+        .map(String::from)
+        .collect();
+    let mut roots: HashSet<String> = HashSet::new();
+    let claim = |set: &mut HashSet<String>, name: String, what: &str| {
+        if set.insert(name.clone()) {
+            Ok(())
+        } else {
+            Err(SchemaError(format!(
+                "the GraphQL {what} `{name}` is generated twice; rename a collection or field"
+            )))
+        }
+    };
     for c in &model.collections {
         let tn = pascal(&c.name);
+        for name in [
+            tn.clone(),
+            format!("{tn}List"),
+            format!("{tn}CreateInput"),
+            format!("{tn}UpdateInput"),
+        ] {
+            claim(&mut taken, name, "type")?;
+        }
+        for name in [
+            c.name.clone(),
+            format!("{}_by_id", c.name),
+            format!("create_{}", c.name),
+            format!("update_{}", c.name),
+            format!("delete_{}", c.name),
+        ] {
+            claim(&mut roots, name, "field")?;
+        }
         for f in &c.fields {
             if let FieldType::Enum { values } = &f.ty
                 && is_enum(f)
             {
+                claim(&mut taken, enum_type(&tn, f), "type")?;
                 enums.push(Enum::new(enum_type(&tn, f)).items(values.iter().map(String::as_str)));
             }
         }
