@@ -10,7 +10,9 @@ KEEL_TOOLS_BIN="$(scripts/tools.sh)"
 KEEL_NODE_DIR="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}/node"
 # The OpenID provider the OAuth tests start (installed by tools.sh from tests/oidc).
 KEEL_OIDC_DIR="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}/oidc"
-export KEEL_TOOLS_BIN KEEL_NODE_DIR KEEL_OIDC_DIR
+# The browser-compatible EventSource the realtime tests drive (tools.sh, tests/realtime).
+KEEL_REALTIME_DIR="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}/realtime"
+export KEEL_TOOLS_BIN KEEL_NODE_DIR KEEL_OIDC_DIR KEEL_REALTIME_DIR
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

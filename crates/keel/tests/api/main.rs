@@ -20,5 +20,6 @@ mod oauth;
 mod openapi;
 mod permissions;
 mod realtime;
+mod realtime_clients;
 mod realtime_ws;
 mod records;
