@@ -205,7 +205,9 @@ impl Relay {
                     None => sink.concurrency(),
                 };
                 let n = cap.saturating_sub(busy).min(left);
-                if n > 0 {
+                // Lease in batches: when idle, or once half the slots are free, so a
+                // backlog costs one lease query per several deliveries.
+                if n > 0 && (busy == 0 || n * 2 >= cap) {
                     left -= n;
                     out.push((name.clone(), n));
                 }
@@ -225,6 +227,7 @@ impl Relay {
         let now = OffsetDateTime::now_utc();
         let lease_until = now + self.settings.lease;
         let mut tx = self.store.begin().await?;
+        self.relaxed(&mut tx).await?;
         let mut leased = Vec::new();
         for (destination, n) in allowances {
             leased.extend(
@@ -388,6 +391,7 @@ impl Relay {
             Outcome::Gone { status } => {
                 tracing::warn!(destination = %lease.destination, "events: the destination answered 410 Gone; disabled until `keel events retry`");
                 let mut tx = self.store.begin().await?;
+                self.relaxed(&mut tx).await?;
                 tx.execute(&events::disable_destination(
                     dialect,
                     &lease.destination,
@@ -413,6 +417,7 @@ impl Relay {
             }
         };
         let mut tx = self.store.begin().await?;
+        self.relaxed(&mut tx).await?;
         tx.execute(&stmt).await?;
         tx.commit().await
     }
@@ -466,6 +471,23 @@ impl Relay {
             }
             Err(e) => tracing::warn!(error = %e, "events: cannot read pending deliveries"),
         }
+    }
+}
+
+impl Relay {
+    /// The relay's own transactions (leases, outcomes) need not wait for an fsync on
+    /// PostgreSQL: if one is lost in a crash, the delivery is simply made again under
+    /// the same event id, which at-least-once already allows. The events themselves
+    /// are written durably with the change.
+    async fn relaxed(&self, tx: &mut keel_store::Tx<'_>) -> Result<(), StoreError> {
+        if tx.dialect() == keel_store::Dialect::Postgres {
+            tx.execute(&keel_store::Stmt::new(
+                "SET LOCAL synchronous_commit TO OFF",
+                vec![],
+            ))
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -186,8 +186,16 @@ fn sse(subscription: Subscription) -> impl IntoResponse {
                     .data(data);
                 Some((Ok::<_, std::convert::Infallible>(event), Some(sub)))
             }
-            // After a reset the stream ends: the client refetches, then reconnects.
-            Message::Reset => Some((Ok(Event::default().event("reset").data("{}")), None)),
+            // After a reset the stream ends; its id is where the live stream is, so
+            // a browser EventSource reconnects from there (after refetching) instead
+            // of asking again from the cursor that was too old.
+            Message::Reset => {
+                let event = Event::default()
+                    .event("reset")
+                    .id(sub.live_cursor())
+                    .data("{}");
+                Some((Ok(event), None))
+            }
         }
     });
     let mut res = Sse::new(stream)

@@ -371,6 +371,17 @@ impl Subscription {
         }
     }
 
+    /// Where the live stream is now: the cursor a client continues from after a
+    /// `reset` (it refetches, then follows from here).
+    pub fn live_cursor(&self) -> String {
+        self.hub
+            .position
+            .lock()
+            .map(|p| *p)
+            .unwrap_or_default()
+            .to_cursor()
+    }
+
     /// The cursor of the last event sent.
     pub fn cursor(&self) -> String {
         self.last.to_cursor()

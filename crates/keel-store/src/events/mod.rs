@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS _keel_deliveries (
 CREATE INDEX IF NOT EXISTS _keel_deliveries_due ON _keel_deliveries (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_record ON _keel_deliveries (destination, record_id, event_seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_event ON _keel_deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_queue ON _keel_deliveries (destination, event_seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_dead ON _keel_deliveries (destination, event_seq) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS _keel_destinations (
   name TEXT PRIMARY KEY,
@@ -95,6 +96,7 @@ CREATE TABLE IF NOT EXISTS _keel_deliveries (
 CREATE INDEX IF NOT EXISTS _keel_deliveries_due ON _keel_deliveries (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_record ON _keel_deliveries (destination, record_id, event_seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_event ON _keel_deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS _keel_deliveries_queue ON _keel_deliveries (destination, event_seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_dead ON _keel_deliveries (destination, event_seq) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS _keel_destinations (
   name TEXT PRIMARY KEY,
