@@ -68,17 +68,29 @@ pub enum LimitTarget {
 impl LimitTarget {
     /// The target of a REST request, from its method and path (`/v1/...`).
     pub fn from_rest(method: &str, path: &str) -> LimitTarget {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        if let Some(action) = AuthAction::ROUTES.iter().find_map(|(a, m, p)| {
-            (*m == method
-                && segments.len() > 1
-                && segments[0] == "v1"
-                && pattern_matches(p, &segments[1..]))
-            .then_some(*a)
-        }) {
+        // At most a few segments matter; no allocation on the request path.
+        let mut parts = path.trim_matches('/').split('/');
+        let mut buf = [""; 6];
+        let mut n = 0;
+        for part in parts.by_ref() {
+            if n == buf.len() {
+                n += 1;
+                break;
+            }
+            buf[n] = part;
+            n += 1;
+        }
+        let segments: &[&str] = if n > buf.len() { &[] } else { &buf[..n] };
+        if segments.len() > 1
+            && segments[0] == "v1"
+            && segments[1] == "auth"
+            && let Some(action) = AuthAction::ROUTES.iter().find_map(|(a, m, p)| {
+                (*m == method && pattern_matches(p, &segments[1..])).then_some(*a)
+            })
+        {
             return LimitTarget::Auth(action);
         }
-        let op = match (method, segments.as_slice()) {
+        let op = match (method, segments) {
             ("GET", ["v1", c]) => Some((c, OpKind::List)),
             ("POST", ["v1", c]) => Some((c, OpKind::Create)),
             ("GET", ["v1", c, _]) => Some((c, OpKind::Get)),
@@ -102,12 +114,11 @@ impl LimitTarget {
 }
 
 fn pattern_matches(pattern: &str, segments: &[&str]) -> bool {
-    let parts: Vec<&str> = pattern.split('/').collect();
-    parts.len() == segments.len()
-        && parts
-            .iter()
+    pattern.split('/').count() == segments.len()
+        && pattern
+            .split('/')
             .zip(segments)
-            .all(|(p, s)| p == s || (p.starts_with('{') && p.ends_with('}')))
+            .all(|(p, s)| p == *s || (p.starts_with('{') && p.ends_with('}')))
 }
 
 /// Quotas for identity actions when keel.toml does not name them.
