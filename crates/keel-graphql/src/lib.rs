@@ -7,6 +7,8 @@
 //!   and `c_by_id(id) -> C`;
 //! - Mutation `create_c(input, idempotency_key)`, `update_c(id, input, if_version)`,
 //!   `delete_c(id, if_version)`;
+//! - Subscription `c_events(filter, since) -> CEvent` (when the app runs a realtime
+//!   hub): the realtime feed of the collection, see [`subscription`];
 //! - a ref field `f` is the referenced record (loaded through a per-request DataLoader
 //!   that is built for one caller and dropped with the request), `f_id` its raw id.
 //!
@@ -15,6 +17,7 @@
 
 mod names;
 mod schema;
+mod subscription;
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -91,10 +94,12 @@ pub struct Outcome {
 }
 
 impl GraphQl {
-    /// Generate the schema of the engine's model.
+    /// Generate the schema of the engine's model; with a realtime `hub`, with
+    /// subscriptions.
     pub fn new(
         engine: Arc<Engine>,
         limits: Arc<RateLimits>,
+        hub: Option<Arc<keel_realtime::Hub>>,
         options: Options,
     ) -> Result<Self, SchemaError> {
         let core = Arc::new(Core {
@@ -102,7 +107,7 @@ impl GraphQl {
             limits,
             ref_batches: AtomicU64::new(0),
         });
-        let schema = schema::build(&core, &options)?;
+        let schema = schema::build(&core, hub.as_ref(), &options)?;
         Ok(Self {
             schema,
             options,
@@ -126,56 +131,105 @@ impl GraphQl {
         &self,
         principal: Principal,
         client_ip: String,
-        mut request: async_graphql::Request,
+        request: async_graphql::Request,
         queries_only: bool,
     ) -> Outcome {
+        let request = match self.prepare(principal, client_ip, request, queries_only) {
+            Ok(r) => r,
+            Err(refused) => return *refused,
+        };
+        let mut response = self.schema.execute(request).await;
+        let request_error = settle_codes(&mut response);
+        Outcome {
+            response,
+            request_error,
+            mutation_refused: false,
+        }
+    }
+
+    /// Run one operation of a WebSocket as `principal`: the responses of a
+    /// subscription (one per event, until the feed ends), or the one response of a
+    /// query or mutation. `Err`: a request error, nothing runs. A stream whose first
+    /// response is a request error (invalid against the schema) is the transport's to
+    /// tell apart ([`is_request_error`]).
+    pub fn execute_stream(
+        &self,
+        principal: Principal,
+        client_ip: String,
+        request: async_graphql::Request,
+    ) -> Result<futures_util::stream::BoxStream<'static, async_graphql::Response>, Box<Outcome>>
+    {
+        use futures_util::StreamExt;
+        let request = self.prepare(principal, client_ip, request, false)?;
+        Ok(self
+            .schema
+            .execute_stream(request)
+            .map(|mut response| {
+                settle_codes(&mut response);
+                response
+            })
+            .boxed())
+    }
+
+    /// The checks before executing (size, syntax, aliases, method), then the request
+    /// with its caller: principal, address and a ref loader of their own.
+    fn prepare(
+        &self,
+        principal: Principal,
+        client_ip: String,
+        mut request: async_graphql::Request,
+        queries_only: bool,
+    ) -> Result<async_graphql::Request, Box<Outcome>> {
         let refuse = |message: String, code: ErrorCode| Outcome {
             response: async_graphql::Response::from_errors(vec![server_error(message, code)]),
             request_error: true,
             mutation_refused: false,
         };
         if request.query.len() > self.options.max_query_bytes {
-            return refuse(
+            return Err(Box::new(refuse(
                 format!(
                     "the query is longer than {} bytes",
                     self.options.max_query_bytes
                 ),
                 ErrorCode::PayloadTooLarge,
-            );
+            )));
         }
         let operation_name = request.operation_name.clone();
         let doc = match request.parsed_query() {
             Ok(doc) => doc,
             Err(mut e) => {
                 set_code(&mut e, ErrorCode::MalformedRequest);
-                return Outcome {
+                return Err(Box::new(Outcome {
                     response: async_graphql::Response::from_errors(vec![e]),
                     request_error: true,
                     mutation_refused: false,
-                };
+                }));
             }
         };
         let aliases = count_aliases(doc);
         if aliases > self.options.max_aliases {
-            return refuse(
+            return Err(Box::new(refuse(
                 format!(
                     "the query has {aliases} aliases; at most {} are allowed",
                     self.options.max_aliases
                 ),
                 ErrorCode::InvalidParameter,
-            );
+            )));
         }
-        if queries_only
-            && operation_type(doc, operation_name.as_deref()) == Some(OperationType::Mutation)
-        {
-            return Outcome {
-                response: async_graphql::Response::from_errors(vec![server_error(
-                    "mutations are only allowed over POST".into(),
-                    ErrorCode::MethodNotAllowed,
-                )]),
-                request_error: true,
-                mutation_refused: true,
-            };
+        if queries_only {
+            let ty = operation_type(doc, operation_name.as_deref());
+            if ty == Some(OperationType::Mutation) || ty == Some(OperationType::Subscription) {
+                return Err(Box::new(Outcome {
+                    response: async_graphql::Response::from_errors(vec![server_error(
+                        "only queries are allowed over GET; send mutations over POST and \
+                         subscriptions over a WebSocket"
+                            .into(),
+                        ErrorCode::MethodNotAllowed,
+                    )]),
+                    request_error: true,
+                    mutation_refused: true,
+                }));
+            }
         }
         let loader = async_graphql::dataloader::DataLoader::with_cache(
             schema::RefLoader {
@@ -186,29 +240,34 @@ impl GraphQl {
             async_graphql::dataloader::HashMapCache::default(),
         )
         .max_batch_size(keel_core::MAX_LIMIT as usize);
-        let request = request.data(Caller {
+        Ok(request.data(Caller {
             principal,
             client_ip,
             loader,
-        });
-        let mut response = self.schema.execute(request).await;
-        let request_error = response.data == Value::Null && !response.errors.is_empty();
-        let fallback = if request_error {
-            ErrorCode::MalformedRequest
-        } else {
-            ErrorCode::InvalidParameter
-        };
-        for e in &mut response.errors {
-            if e.extensions.as_ref().and_then(|x| x.get("code")).is_none() {
-                set_code(e, fallback);
-            }
-        }
-        Outcome {
-            response,
-            request_error,
-            mutation_refused: false,
+        }))
+    }
+}
+
+/// Whether a response is a request error (nothing executed: no `data`).
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == Value::Null && !response.errors.is_empty()
+}
+
+/// Give every error without a code one (a request error: `malformed-request`; a
+/// field error: `invalid-parameter`); whether the response is a request error.
+fn settle_codes(response: &mut async_graphql::Response) -> bool {
+    let request_error = is_request_error(response);
+    let fallback = if request_error {
+        ErrorCode::MalformedRequest
+    } else {
+        ErrorCode::InvalidParameter
+    };
+    for e in &mut response.errors {
+        if e.extensions.as_ref().and_then(|x| x.get("code")).is_none() {
+            set_code(e, fallback);
         }
     }
+    request_error
 }
 
 fn server_error(message: String, code: ErrorCode) -> ServerError {

@@ -1,7 +1,7 @@
 //! The dynamic schema, generated from the model, and the per-request ref loader.
 
 use crate::names::{enum_value_name, pascal};
-use crate::{Caller, Core, Options, admit, core_error};
+use crate::{Caller, Core, Options, admit, core_error, subscription};
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar,
     Schema, SchemaError, TypeRef,
@@ -9,6 +9,7 @@ use async_graphql::dynamic::{
 use async_graphql::{Name, Value};
 use keel_core::ratelimit::OpKind;
 use keel_core::{CoreError, ListText, MAX_LIMIT, Page};
+use keel_realtime::Hub;
 use keel_spec::{Collection, Field as SpecField, FieldType};
 use serde_json::Value as Json;
 use std::any::Any;
@@ -57,7 +58,10 @@ fn arg<'a>(
     ctx.args.get(name).filter(|v| !v.is_null())
 }
 
-fn arg_string(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<String>> {
+pub(crate) fn arg_string(
+    ctx: &ResolverContext<'_>,
+    name: &str,
+) -> async_graphql::Result<Option<String>> {
     arg(ctx, name)
         .map(|v| v.string().map(str::to_string))
         .transpose()
@@ -86,7 +90,7 @@ fn recover<'a>(
     }
 }
 
-fn record(v: Json) -> FieldValue<'static> {
+pub(crate) fn record(v: Json) -> FieldValue<'static> {
     FieldValue::owned_any(v)
 }
 
@@ -224,17 +228,23 @@ fn input_type<'a>(
 }
 
 /// The whole schema of the model.
-pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, SchemaError> {
+pub(crate) fn build(
+    core: &Arc<Core>,
+    hub: Option<&Arc<Hub>>,
+    options: &Options,
+) -> Result<Schema, SchemaError> {
     let model = core.engine.model();
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
+    let mut subscription = async_graphql::dynamic::Subscription::new("Subscription");
+    let has_subscription = hub.is_some() && !model.collections.is_empty();
     // Every collection has a delete, so there is a mutation whenever there is a collection.
     let has_mutation = !model.collections.is_empty();
     let mut objects = Vec::new();
     let mut inputs = Vec::new();
     let mut enums = Vec::new();
     // The builder keeps the last of two types with one name: refuse clashes instead.
-    let mut taken: HashSet<String> = ["Query", "Mutation", JSON_SCALAR]
+    let mut taken: HashSet<String> = ["Query", "Mutation", "Subscription", JSON_SCALAR]
         .into_iter()
         .chain(["String", "Int", "Float", "Boolean", "ID"])
         .map(String::from)
@@ -278,6 +288,12 @@ pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, Schem
         }
         objects.push(object_type(c, &tn));
         objects.push(list_type(&tn));
+        if let Some(hub) = hub {
+            claim(&mut taken, subscription::event_type_name(&tn), "type")?;
+            claim(&mut roots, subscription::field_name(c), "field")?;
+            objects.push(subscription::event_type(c, &tn));
+            subscription = subscription.field(subscription::events_field(core, hub, c, &tn));
+        }
         query = query.field(list_field(core, c, &tn));
         query = query.field(by_id_field(core, c, &tn));
         if let Some(input) = input_type(format!("{tn}CreateInput"), &tn, c.creatable()) {
@@ -293,7 +309,7 @@ pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, Schem
     let mut builder = Schema::build(
         query.type_name(),
         has_mutation.then_some(mutation.type_name()),
-        None,
+        has_subscription.then_some(subscription.type_name()),
     )
     .register(
         Scalar::new(JSON_SCALAR).description("Any JSON value, as the spec's `json` fields hold"),
@@ -314,6 +330,9 @@ pub(crate) fn build(core: &Arc<Core>, options: &Options) -> Result<Schema, Schem
     }
     if has_mutation {
         builder = builder.register(mutation);
+    }
+    if has_subscription {
+        builder = builder.register(subscription);
     }
     builder.register(query).finish()
 }

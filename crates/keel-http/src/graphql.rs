@@ -4,19 +4,24 @@
 //! Media types: `application/graphql-response+json` when the client accepts it
 //! (request errors are then 400), `application/json` otherwise (always 200 for a
 //! well-formed request). A request that is not a GraphQL request at all (bad JSON,
-//! no `query`) is a 400; a mutation over GET a 405. Never a 5xx.
+//! no `query`) is a 400; a mutation over GET a 405. Never a 5xx. A `GET` that asks
+//! for a WebSocket gets `graphql-transport-ws` ([`ws`]): subscriptions.
+
+pub mod ws;
 
 use crate::AppState;
 use crate::extract::BodyLimit;
 use crate::identity::Caller;
 use crate::limits::client_ip;
 use crate::problem::Problem;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_core::{ErrorCode, Principal};
 use keel_graphql::async_graphql;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -180,17 +185,29 @@ fn from_query(query: Option<&str>) -> Result<async_graphql::Request, Refusal> {
     )
 }
 
-/// `GET /graphql` and `POST /graphql`.
-pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
+/// `GET /graphql` and `POST /graphql`; a `GET` upgraded to a WebSocket.
+pub async fn serve(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
+) -> Response {
     let Some(graphql) = state.graphql.clone() else {
         return Problem::new(ErrorCode::NotFound, "GraphQL is not served here").into_response();
     };
-    let graphql_response = wants_graphql_response(req.headers());
     let principal = req
         .extensions()
         .get::<Caller>()
         .map_or_else(Principal::anonymous, |c| c.0.clone());
     let ip = client_ip(&req);
+    match crate::realtime::ws::upgrade(upgrade, req.headers()) {
+        Err(problem) => return problem.into_response(),
+        Ok(Some(upgrade)) => {
+            let offered = req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
+            return ws::open(state.clone(), graphql, principal, ip, offered, upgrade);
+        }
+        Ok(None) => {}
+    }
+    let graphql_response = wants_graphql_response(req.headers());
     let get = req.method() == Method::GET;
     let request = if get {
         from_query(req.uri().query())
@@ -202,25 +219,7 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
         Err((status, message, code)) => return refuse(status, &message, code, graphql_response),
     };
     let outcome = graphql.execute(principal, ip, request, get).await;
-    let mut body = Map::new();
-    if !outcome.request_error {
-        body.insert(
-            "data".into(),
-            serde_json::to_value(&outcome.response.data).unwrap_or(Json::Null),
-        );
-    }
-    if !outcome.response.errors.is_empty() {
-        body.insert(
-            "errors".into(),
-            serde_json::to_value(&outcome.response.errors).unwrap_or(Json::Null),
-        );
-    }
-    if !outcome.response.extensions.is_empty() {
-        body.insert(
-            "extensions".into(),
-            serde_json::to_value(&outcome.response.extensions).unwrap_or(Json::Null),
-        );
-    }
+    let body = ws::execution_result(&outcome.response, !outcome.request_error);
     let status = if outcome.mutation_refused {
         StatusCode::METHOD_NOT_ALLOWED
     } else if outcome.request_error && graphql_response {
@@ -228,7 +227,7 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     } else {
         StatusCode::OK
     };
-    let mut res = answer(status, &Json::Object(body), graphql_response);
+    let mut res = answer(status, &body, graphql_response);
     if outcome.mutation_refused {
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use keel_core::{ErrorCode, ListText, Principal};
+use keel_core::{ErrorCode, Principal};
 use keel_realtime::{HubError, Message, Subscription, SubscriptionRequest};
 use keel_store::events::Position;
 use std::collections::HashMap;
@@ -40,31 +40,8 @@ pub fn collection_filter(
     collection: &str,
     filter: Option<&str>,
 ) -> Result<Option<Arc<keel_expr::Typed>>, Problem> {
-    let Some(c) = state.engine.model().collection(collection) else {
-        return Err(Problem::new(
-            ErrorCode::NotFound,
-            format!("there is no collection `{collection}`"),
-        ));
-    };
-    if c.access.read.is_none() && !principal.system {
-        return Err(keel_core::CoreError::Denied {
-            anonymous: principal.is_anonymous(),
-            message: format!("nobody may read `{collection}`"),
-        }
-        .into());
-    }
-    let Some(filter) = filter.filter(|f| !f.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let text = ListText {
-        filter: Some(filter.to_string()),
-        ..Default::default()
-    };
-    let query = state
-        .engine
-        .list_query(collection, &text)
-        .map_err(Problem::from)?;
-    Ok(query.filter)
+    keel_realtime::access::subscription_filter(&state.engine, principal, collection, filter)
+        .map_err(Problem::from)
 }
 
 /// A cursor from `Last-Event-ID` or `since`.

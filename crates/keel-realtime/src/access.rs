@@ -5,12 +5,40 @@
 //! rule then runs in memory for each of them (the evaluator agrees with the SQL the
 //! REST reads use, by property test).
 
-use keel_core::{Engine, Principal};
+use keel_core::{CoreError, Engine, ListText, Principal};
 use keel_expr::{Env, Typed, Value};
 use keel_spec::{Collection, FieldType};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// A subscription's collection and filter text, checked for `principal`: the
+/// collection exists and has a read rule, and the filter parses and types against it
+/// (the list filter language, over the record). Shared by every realtime surface.
+pub fn subscription_filter(
+    engine: &Engine,
+    principal: &Principal,
+    collection: &str,
+    filter: Option<&str>,
+) -> Result<Option<Arc<Typed>>, CoreError> {
+    let Some(c) = engine.model().collection(collection) else {
+        return Err(CoreError::UnknownCollection(collection.to_string()));
+    };
+    if c.access.read.is_none() && !principal.system {
+        return Err(CoreError::Denied {
+            anonymous: principal.is_anonymous(),
+            message: format!("nobody may read `{collection}`"),
+        });
+    }
+    let Some(filter) = filter.filter(|f| !f.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let text = ListText {
+        filter: Some(filter.to_string()),
+        ..Default::default()
+    };
+    Ok(engine.list_query(collection, &text)?.filter)
+}
 
 /// A record and the records its rule reads through refs, loaded for one event.
 pub struct RecordView {

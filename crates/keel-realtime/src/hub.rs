@@ -282,6 +282,11 @@ impl Hub {
                 .is_none_or(|f| self.access.matches(&view, f, principal))
     }
 
+    /// Whether [`Hub::close`] ran: a stream that ends now ends for shutdown.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// End every subscription (shutdown): their streams finish.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);

@@ -133,6 +133,7 @@ pub struct App {
 fn graphql_surface(
     engine: &Arc<Engine>,
     rate_limits: &Arc<RateLimits>,
+    hub: &Arc<keel_realtime::Hub>,
     mut options: keel_graphql::Options,
 ) -> Option<Arc<keel_graphql::GraphQl>> {
     if std::env::var("KEEL_GRAPHQL_INTROSPECTION")
@@ -140,7 +141,12 @@ fn graphql_surface(
     {
         options.introspection = false;
     }
-    match keel_graphql::GraphQl::new(engine.clone(), rate_limits.clone(), options) {
+    match keel_graphql::GraphQl::new(
+        engine.clone(),
+        rate_limits.clone(),
+        Some(hub.clone()),
+        options,
+    ) {
         Ok(g) => Some(Arc::new(g)),
         Err(e) => {
             tracing::error!(error = %e, "GraphQL is unavailable: its schema could not be generated");
@@ -224,9 +230,9 @@ impl App {
             LimitPolicy::from_model(engine.model()),
             limit_store,
         ));
-        let graphql = graphql_surface(&engine, &rate_limits, graphql);
         let relay = crate::events::relay(&engine, relay).await?;
         let hub = Arc::new(keel_realtime::Hub::new(engine.clone()));
+        let graphql = graphql_surface(&engine, &rate_limits, &hub, graphql);
         let router = keel_http::router(
             keel_http::Services {
                 engine: engine.clone(),

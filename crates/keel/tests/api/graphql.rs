@@ -570,7 +570,7 @@ async fn graphql_refs_load_in_batches(b: Backend) {
         std::sync::Arc::new(keel_core::ratelimit::RateLimiter::new()),
     ));
     let graphql =
-        keel_graphql::GraphQl::new(app.engine.clone(), limits, Default::default()).unwrap();
+        keel_graphql::GraphQl::new(app.engine.clone(), limits, None, Default::default()).unwrap();
     let principal = keel_core::Principal {
         id: Some(people[1].id.as_deref().unwrap().parse().unwrap()),
         ..keel_core::Principal::anonymous()

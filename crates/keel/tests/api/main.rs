@@ -13,6 +13,7 @@ mod events_brokers;
 mod events_crash;
 mod foundation;
 mod graphql;
+mod graphql_subscriptions;
 mod lists;
 mod many_nodes;
 mod migrations;
