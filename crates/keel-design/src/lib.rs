@@ -34,13 +34,15 @@ pub enum Format {
 pub type Files = Vec<(String, String)>;
 
 /// Render the design for `model` (loaded from `source`, named `file`) from its
-/// recorded samples. Pure.
+/// recorded samples and the GraphQL schema the app serves (SDL; `None`: no GraphQL,
+/// e.g. clashing names). Pure.
 pub fn render(
     model: &Model,
     source: &str,
     file: &str,
     format: Format,
     endpoints: &[samples::Endpoint],
+    graphql: Option<&str>,
 ) -> Files {
     let findings = review::review(model, source, file);
     let p = plan::plan(model, 1.0);
@@ -63,6 +65,12 @@ pub fn render(
             artifacts::initial_migration(model, d),
         ));
     }
+    if let Some(sdl) = graphql {
+        files.push((
+            "schema.graphql".into(),
+            artifacts::graphql_schema(model, sdl),
+        ));
+    }
     files.push(("Dockerfile".into(), artifacts::dockerfile(model, &p)));
     files.push(("docker-compose.yml".into(), artifacts::compose(model)));
     files.extend(artifacts::k8s(model, &p, source));
@@ -73,6 +81,7 @@ pub fn render(
         plan10: &p10,
         findings: &findings,
         endpoints,
+        graphql,
         artifacts: &names,
     });
     let doc = match format {

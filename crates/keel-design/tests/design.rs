@@ -29,7 +29,7 @@ fn load(src: &str) -> keel_spec::Model {
 
 /// The design without API samples (recording them needs the app).
 fn design(src: &str, format: Format) -> Files {
-    keel_design::render(&load(src), src, "keel.toml", format, &[])
+    keel_design::render(&load(src), src, "keel.toml", format, &[], None)
 }
 
 fn file<'a>(files: &'a Files, name: &str) -> &'a str {
@@ -201,7 +201,14 @@ fn the_document_shows_recorded_samples_as_given() {
         success,
         errors: vec![x("POST", "/v1/posts", 412, "a stale tag")],
     }];
-    let files = keel_design::render(&load(&src), &src, "keel.toml", Format::Markdown, &endpoints);
+    let files = keel_design::render(
+        &load(&src),
+        &src,
+        "keel.toml",
+        Format::Markdown,
+        &endpoints,
+        None,
+    );
     let doc = file(&files, "ARCHITECTURE.md");
     assert!(
         doc.contains("#### `POST /v1/posts` — Create a record in `posts`"),
@@ -246,7 +253,7 @@ fn database_choice_follows_the_scale() {
     assert!(p10.peak_rps > 299.0 && p10.bytes_per_year > p.bytes_per_year / 1000.0);
     // And the documents differ where it matters.
     let md = |m: &keel_spec::Model| {
-        keel_design::render(m, "", "keel.toml", Format::Markdown, &[])
+        keel_design::render(m, "", "keel.toml", Format::Markdown, &[], None)
             .remove(0)
             .1
     };

@@ -206,6 +206,19 @@ impl GraphQl {
                 }));
             }
         };
+        let (depth, data_depth) = depths(doc);
+        if data_depth > self.options.max_depth
+            || depth > self.options.max_depth + INTROSPECTION_DEPTH
+        {
+            return Err(Box::new(refuse(
+                format!(
+                    "the query is nested too deep: at most {} levels (introspection: {})",
+                    self.options.max_depth,
+                    self.options.max_depth + INTROSPECTION_DEPTH
+                ),
+                ErrorCode::MalformedRequest,
+            )));
+        }
         let aliases = count_aliases(doc);
         if aliases > self.options.max_aliases {
             return Err(Box::new(refuse(
@@ -295,6 +308,62 @@ fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<Operat
         }
         _ => None,
     }
+}
+
+/// Levels introspection may nest beyond `max_depth`: the standard introspection
+/// query (graphql-js `getIntrospectionQuery`, what GraphiQL and code generators send)
+/// unwraps `ofType` eight levels deep under `__schema { types { fields { type`.
+const INTROSPECTION_DEPTH: usize = 12;
+
+/// The deepest nesting of the document's operations: over all fields, and over the
+/// fields that read data (not under `__schema` / `__type`). Fragment spreads count
+/// where they are spread; one that spreads itself again is not followed.
+fn depths(doc: &ExecutableDocument) -> (usize, usize) {
+    fn walk<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        in_introspection: bool,
+        visiting: &mut Vec<&'a str>,
+    ) -> (usize, usize) {
+        let mut deepest = (0, 0);
+        for item in &set.items {
+            let (all, data) = match &item.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let introspection = in_introspection || name == "__schema" || name == "__type";
+                    let (all, data) =
+                        walk(doc, &f.node.selection_set.node, introspection, visiting);
+                    (all + 1, if introspection { 0 } else { data + 1 })
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match doc.fragments.get(&spread.node.fragment_name.node) {
+                        Some(fragment) if !visiting.contains(&name) => {
+                            visiting.push(name);
+                            let d = walk(
+                                doc,
+                                &fragment.node.selection_set.node,
+                                in_introspection,
+                                visiting,
+                            );
+                            visiting.pop();
+                            d
+                        }
+                        _ => (0, 0),
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    walk(doc, &i.node.selection_set.node, in_introspection, visiting)
+                }
+            };
+            deepest = (deepest.0.max(all), deepest.1.max(data));
+        }
+        deepest
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| walk(doc, &op.node.selection_set.node, false, &mut Vec::new()))
+        .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
 }
 
 /// Aliases written anywhere in the document (operations and fragments).

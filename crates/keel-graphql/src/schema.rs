@@ -95,8 +95,9 @@ pub(crate) fn record(v: Json) -> FieldValue<'static> {
 }
 
 /// The object type of one collection: its visible fields; a ref is the referenced
-/// record, `<ref>_id` its id.
-fn object_type(c: &Collection, tn: &str) -> Object {
+/// record, `<ref>_id` its id; each collection that refers to this one is a paged
+/// list of the children (see [`children_fields`]).
+fn object_type(core: &Arc<Core>, model: &keel_spec::Model, c: &Collection, tn: &str) -> Object {
     let mut obj = Object::new(tn);
     if let Some(d) = &c.description {
         obj = obj.description(d);
@@ -160,7 +161,80 @@ fn object_type(c: &Collection, tn: &str) -> Object {
         }
         obj = obj.field(field);
     }
+    let mut taken: HashSet<String> = c.visible().map(|f| f.name.clone()).collect();
+    taken.extend(
+        c.visible()
+            .filter(|f| matches!(f.ty, FieldType::Ref { .. }))
+            .map(|f| format!("{}_id", f.name)),
+    );
+    for field in children_fields(core, model, c, &mut taken) {
+        obj = obj.field(field);
+    }
     obj
+}
+
+/// The children of a `c` record: for each visible ref field `f` of a collection `ch`
+/// that points at `c`, a field `ch` (or `ch_by_f` when `ch` refers to `c` through
+/// several fields) answering `ch(filter: "f == <this id> && (filter)", sort, limit,
+/// cursor, count)` — REST's `GET /v1/ch?filter=f == "<id>"`, paged the same way, under
+/// the caller's read rule. One list per parent record. A name that clashes with a
+/// field of `c` is left out.
+fn children_fields(
+    core: &Arc<Core>,
+    model: &keel_spec::Model,
+    c: &Collection,
+    taken: &mut HashSet<String>,
+) -> Vec<Field> {
+    let mut fields = Vec::new();
+    for ch in &model.collections {
+        let refs: Vec<&SpecField> = ch
+            .visible()
+            .filter(|f| matches!(&f.ty, FieldType::Ref { to, .. } if *to == c.name))
+            .collect();
+        for f in &refs {
+            let name = if refs.len() == 1 {
+                ch.name.clone()
+            } else {
+                format!("{}_by_{}", ch.name, f.name)
+            };
+            if !taken.insert(name.clone()) {
+                continue;
+            }
+            let ref_field = f.name.clone();
+            let child = ch.name.clone();
+            let core = core.clone();
+            let field = Field::new(
+                &name,
+                TypeRef::named(format!("{}List", pascal(&ch.name))),
+                move |ctx| {
+                    let core = core.clone();
+                    let child = child.clone();
+                    let ref_field = ref_field.clone();
+                    FieldFuture::new(async move {
+                        let parent_id = ctx
+                            .parent_value
+                            .downcast_ref::<Json>()
+                            .and_then(|r| r.get("id"))
+                            .and_then(Json::as_str)
+                            .map(str::to_string);
+                        let Some(parent_id) = parent_id else {
+                            return Ok(None);
+                        };
+                        // Ids are UUIDs: nothing to escape in the literal.
+                        let own = format!("{ref_field} == \"{}\"", parent_id.replace('"', ""));
+                        let result = list_page(&core, &ctx, &child, Some(own)).await;
+                        recover(ctx.ctx, result)
+                    })
+                },
+            )
+            .description(format!(
+                "The `{}` records whose `{}` is this record, paged as `GET /v1/{}`.",
+                ch.name, f.name, ch.name
+            ));
+            fields.push(list_arguments(field));
+        }
+    }
+    fields
 }
 
 /// A field read from the parent record under `key`.
@@ -286,7 +360,7 @@ pub(crate) fn build(
                 enums.push(Enum::new(enum_type(&tn, f)).items(values.iter().map(String::as_str)));
             }
         }
-        objects.push(object_type(c, &tn));
+        objects.push(object_type(core, model, c, &tn));
         objects.push(list_type(&tn));
         if let Some(hub) = hub {
             claim(&mut taken, subscription::event_type_name(&tn), "type")?;
@@ -314,7 +388,6 @@ pub(crate) fn build(
     .register(
         Scalar::new(JSON_SCALAR).description("Any JSON value, as the spec's `json` fields hold"),
     )
-    .limit_depth(options.max_depth)
     .limit_complexity(options.max_complexity);
     if !options.introspection {
         builder = builder.disable_introspection();
@@ -337,48 +410,76 @@ pub(crate) fn build(
     builder.register(query).finish()
 }
 
+/// The arguments of every paged list field.
+fn list_arguments(field: Field) -> Field {
+    field
+        .argument(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("sort", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("cursor", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("count", TypeRef::named(TypeRef::BOOLEAN)))
+}
+
+/// One page of `coll` as the caller reads it, from the field's arguments; `own` is
+/// a filter every item must also pass (a parent's children).
+async fn list_page<'a>(
+    core: &Core,
+    ctx: &ResolverContext<'a>,
+    coll: &str,
+    own: Option<String>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let caller = ctx.data::<Caller>()?;
+    let limit = arg_int(ctx, "limit")?
+        .map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }));
+    let filter = match (own, arg_string(ctx, "filter")?) {
+        (Some(own), Some(asked)) if !asked.trim().is_empty() => {
+            // Checked alone first: its errors point into it, and it must be one whole
+            // expression (`a) || (b` would otherwise escape the parent's bound).
+            let alone = ListText {
+                filter: Some(asked.clone()),
+                ..Default::default()
+            };
+            core.engine.list_query(coll, &alone).map_err(core_error)?;
+            Some(format!("{own} && ({asked})"))
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    let text = ListText {
+        filter,
+        sort: arg_string(ctx, "sort")?,
+        limit,
+        cursor: arg_string(ctx, "cursor")?,
+        fields: None,
+        expand: None,
+        count: arg(ctx, "count").map(|v| v.boolean()).transpose()? == Some(true),
+    };
+    admit(core, caller, coll, OpKind::List).await?;
+    let q = core.engine.list_query(coll, &text).map_err(core_error)?;
+    let page = core
+        .engine
+        .list(&caller.principal, coll, &q)
+        .await
+        .map_err(core_error)?;
+    Ok(Some(FieldValue::owned_any(page)))
+}
+
 fn list_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
     let core = core.clone();
     let coll = c.name.clone();
-    Field::new(&c.name, TypeRef::named(format!("{tn}List")), move |ctx| {
+    let field = Field::new(&c.name, TypeRef::named(format!("{tn}List")), move |ctx| {
         let core = core.clone();
         let coll = coll.clone();
         FieldFuture::new(async move {
-            let result: async_graphql::Result<Option<FieldValue>> = async {
-                let caller = ctx.data::<Caller>()?;
-                let limit = arg_int(&ctx, "limit")?
-                    .map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }));
-                let text = ListText {
-                    filter: arg_string(&ctx, "filter")?,
-                    sort: arg_string(&ctx, "sort")?,
-                    limit,
-                    cursor: arg_string(&ctx, "cursor")?,
-                    fields: None,
-                    expand: None,
-                    count: arg(&ctx, "count").map(|v| v.boolean()).transpose()? == Some(true),
-                };
-                admit(&core, caller, &coll, OpKind::List).await?;
-                let q = core.engine.list_query(&coll, &text).map_err(core_error)?;
-                let page = core
-                    .engine
-                    .list(&caller.principal, &coll, &q)
-                    .await
-                    .map_err(core_error)?;
-                Ok(Some(FieldValue::owned_any(page)))
-            }
-            .await;
+            let result = list_page(&core, &ctx, &coll, None).await;
             recover(ctx.ctx, result)
         })
     })
     .description(format!(
         "A page of `{}`, as `GET /v1/{}` answers it.",
         c.name, c.name
-    ))
-    .argument(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
-    .argument(InputValue::new("sort", TypeRef::named(TypeRef::STRING)))
-    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-    .argument(InputValue::new("cursor", TypeRef::named(TypeRef::STRING)))
-    .argument(InputValue::new("count", TypeRef::named(TypeRef::BOOLEAN)))
+    ));
+    list_arguments(field)
 }
 
 fn by_id_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {

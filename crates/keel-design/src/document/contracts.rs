@@ -65,6 +65,33 @@ pub(super) fn contracts(d: &mut String, i: &Inputs<'_>) {
             }
         }
     }
+    if let Some(sdl) = i.graphql {
+        graphql(d, sdl);
+    }
+}
+
+/// The GraphQL part: the endpoint, how it maps to REST, and the root types.
+fn graphql(d: &mut String, sdl: &str) {
+    let _ = writeln!(d, "### GraphQL\n");
+    let _ = writeln!(
+        d,
+        "`POST /graphql` (and `GET /graphql` for queries) serves the same collections over the same operation core: the rules, validation, rate limits and events above apply unchanged, and errors carry `extensions.code` with the problem `type` slug of the REST error (`validation` adds `extensions.errors`). Per collection `c`: `c(filter, sort, limit, cursor, count)` is `GET /v1/c`, `c_by_id(id)` is `GET /v1/c/{{id}}`, `create_c(input, idempotency_key)`, `update_c(id, input, if_version)` and `delete_c(id, if_version)` are its writes; a ref field resolves to the referenced record (batched per request and caller). Subscriptions (`c_events(filter, since)`) stream the realtime feed over a WebSocket at the same path (`graphql-transport-ws`). The full schema is `schema.graphql`; its root types:\n"
+    );
+    let _ = writeln!(d, "```graphql");
+    for root in ["Query", "Mutation", "Subscription"] {
+        if let Some(block) = type_block(sdl, root) {
+            let _ = writeln!(d, "{block}\n");
+        }
+    }
+    let _ = writeln!(d, "```\n");
+}
+
+/// `type <name> { … }` as written in the SDL.
+fn type_block<'a>(sdl: &'a str, name: &str) -> Option<&'a str> {
+    let head = format!("type {name} {{");
+    let start = sdl.find(&head)?;
+    let end = sdl[start..].find("\n}")? + start + 2;
+    Some(&sdl[start..end])
 }
 
 fn status_text(s: u16) -> &'static str {

@@ -42,6 +42,8 @@ pub struct Inputs<'a> {
     pub plan10: &'a Plan,
     pub findings: &'a [Finding],
     pub endpoints: &'a [Endpoint],
+    /// The GraphQL schema `keel serve` answers at `/graphql`, in SDL.
+    pub graphql: Option<&'a str>,
     /// Names of the artifact files written beside the document.
     pub artifacts: &'a [String],
 }

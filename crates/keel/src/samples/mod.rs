@@ -33,8 +33,30 @@ pub async fn design(
     file: &str,
     format: Format,
 ) -> Result<Files, String> {
-    let endpoints = record(model).await?;
-    Ok(keel_design::render(model, source, file, format, &endpoints))
+    let recorded = record_all(model).await?;
+    Ok(keel_design::render(
+        model,
+        source,
+        file,
+        format,
+        &recorded.endpoints,
+        recorded.graphql.as_deref(),
+    ))
+}
+
+/// What the scratch app showed: its endpoints with their samples, and its GraphQL
+/// schema in SDL (`None` when the model's GraphQL names clash).
+pub struct Recorded {
+    pub endpoints: Vec<Endpoint>,
+    pub graphql: Option<String>,
+}
+
+/// The samples and the GraphQL schema of one scratch app.
+pub async fn record_all(model: &Model) -> Result<Recorded, String> {
+    let app = scratch_app(model).await?;
+    let graphql = app.graphql().map(|g| g.sdl());
+    let endpoints = record_on(&app, model).await?;
+    Ok(Recorded { endpoints, graphql })
 }
 
 /// Every endpoint of the model with its recorded samples, in document order: the
@@ -42,6 +64,10 @@ pub async fn design(
 /// update, delete).
 pub async fn record(model: &Model) -> Result<Vec<Endpoint>, String> {
     let app = scratch_app(model).await?;
+    record_on(&app, model).await
+}
+
+async fn record_on(app: &App, model: &Model) -> Result<Vec<Endpoint>, String> {
     let mut rec = exchange::Recorder::new(app.router());
     let users = model
         .collections
@@ -51,10 +77,10 @@ pub async fn record(model: &Model) -> Result<Vec<Endpoint>, String> {
     let roles: Vec<String> = model.roles.keys().cloned().collect();
     let user = bodies::create(users, 0, &BTreeMap::new());
     let (signed_in, auth_endpoints) = if model.auth.password {
-        auth::record(&app, &rec, &user, &roles).await?
+        auth::record(app, &rec, &user, &roles).await?
     } else {
         (
-            auth::provision(&app, users, &user, &roles).await?,
+            auth::provision(app, users, &user, &roles).await?,
             Vec::new(),
         )
     };

@@ -375,7 +375,14 @@ async fn the_design_shows_every_endpoint_with_samples_from_the_app() {
                 assert_consistent(e, x);
             }
         }
-        let files = keel_design::render(&model, &src, "keel.toml", Format::Markdown, &endpoints);
+        let files = keel_design::render(
+            &model,
+            &src,
+            "keel.toml",
+            Format::Markdown,
+            &endpoints,
+            None,
+        );
         let doc = file(&files, "ARCHITECTURE.md");
         // Every collection operation appears with a request and a JSON response.
         for c in &model.collections {
@@ -441,7 +448,7 @@ fn run(cmd: &mut Command) {
 }
 
 /// openapi-spec-validator, jsonschema (every sample against its operation's schema),
-/// PyYAML and the Mermaid parser accept the design (the scripts live with
+/// PyYAML, the Mermaid parser and graphql-js (`schema.graphql`) accept the design (the scripts live with
 /// keel-design's tests).
 #[tokio::test]
 async fn real_validators_accept_the_design() {
@@ -456,11 +463,20 @@ async fn real_validators_accept_the_design() {
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut docs = Vec::new();
+    let mut schemas = Vec::new();
     for name in EXAMPLES {
         let src = example(name);
         let model = load(&src);
-        let endpoints = keel::samples::record(&model).await.unwrap();
-        let files = keel_design::render(&model, &src, "keel.toml", Format::Markdown, &endpoints);
+        let recorded = keel::samples::record_all(&model).await.unwrap();
+        let endpoints = recorded.endpoints;
+        let files = keel_design::render(
+            &model,
+            &src,
+            "keel.toml",
+            Format::Markdown,
+            &endpoints,
+            recorded.graphql.as_deref(),
+        );
         let dir = tmp.path().join(name);
         for (n, c) in &files {
             let p = dir.join(n);
@@ -487,9 +503,22 @@ async fn real_validators_accept_the_design() {
             .arg(&samples_path)
             .arg(&spec_path));
         docs.push(dir.join("ARCHITECTURE.md"));
+        schemas.push(dir.join("schema.graphql"));
     }
     run(Command::new("node")
         .arg("mermaid_parse.mjs")
         .args(&docs)
         .current_dir(&node));
+    // graphql-js: each schema.graphql builds and validates.
+    let realtime = tool_dir("KEEL_REALTIME_DIR");
+    std::fs::copy(
+        root().join("tests/realtime/graphql_schema_check.mjs"),
+        realtime.join("graphql_schema_check.mjs"),
+    )
+    .unwrap();
+    run(Command::new("node")
+        .arg("graphql_schema_check.mjs")
+        .arg("sdl")
+        .args(&schemas)
+        .current_dir(&realtime));
 }

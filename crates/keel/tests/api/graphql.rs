@@ -15,6 +15,7 @@ backend_tests!(
     graphql_refs_load_in_batches,
     graphql_limits_and_malformed_requests_are_errors,
     graphql_name_clash_leaves_rest_serving,
+    graphql_js_accepts_the_served_schema_and_it_is_the_designs,
 );
 
 const SPEC: &str = include_str!("../../../../examples/social/keel.toml");
@@ -612,6 +613,64 @@ async fn graphql_refs_load_in_batches(b: Backend) {
         let post = posts.iter().find(|p| p["id"] == g["post"]["id"]).unwrap();
         assert_eq!(g["post"]["author"]["id"], post["author"]);
     }
+
+    // Children from their parent, paged like REST's list of the child collection.
+    let me = &people[1];
+    let out = gql(
+        &app,
+        me,
+        "{ posts(limit: 100) { items { id comments(limit: 1, sort: \"id\", count: true) { items { id post_id } total next_cursor } } } }",
+        json!({}),
+    )
+    .await;
+    assert!(out.get("errors").is_none(), "{out}");
+    let parents = out["data"]["posts"]["items"].as_array().unwrap();
+    assert!(!parents.is_empty());
+    for p in parents {
+        let id = p["id"].as_str().unwrap();
+        let (_, rest_page) = rest(
+            &app,
+            me,
+            Method::GET,
+            &format!(
+                "/v1/comments?filter={}&sort=id&limit=1&count=true",
+                encode(&format!("post == \"{id}\""))
+            ),
+            None,
+        )
+        .await;
+        let page = &p["comments"];
+        assert_eq!(page["total"], rest_page["total"], "{p}");
+        assert_eq!(page["items"][0]["id"], rest_page["items"][0]["id"], "{p}");
+        if let Some(first) = page["items"][0].as_object() {
+            assert_eq!(first["post_id"], id);
+        }
+        // The next page through the cursor.
+        if let Some(cursor) = page["next_cursor"].as_str() {
+            let next = gql(
+                &app,
+                me,
+                "query($id: String!, $c: String) { posts_by_id(id: $id) { comments(limit: 1, sort: \"id\", cursor: $c) { items { id } } } }",
+                json!({"id": id, "c": cursor}),
+            )
+            .await;
+            let second = &next["data"]["posts_by_id"]["comments"]["items"][0]["id"];
+            assert!(second.is_string(), "{next}");
+            assert_ne!(second, &page["items"][0]["id"]);
+        }
+    }
+    // A filter must be one whole expression: it cannot widen the parent's bound.
+    let out = gql(
+        &app,
+        me,
+        "{ posts(limit: 1) { items { comments(filter: \"true) || (true\") { total } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        out["errors"][0]["extensions"]["code"], "invalid-parameter",
+        "{out}"
+    );
 }
 
 /// Percent-encode a query-string value.
@@ -705,10 +764,16 @@ async fn graphql_limits_and_malformed_requests_are_errors(b: Backend) {
     assert_eq!(s, 415);
     // Request errors: 400 with graphql-response+json, 200 with application/json;
     // never a `data` entry.
+    // Past the introspection allowance (max depth + 12), and past the data depth.
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
-        "ofType { ".repeat(10),
-        "}".repeat(10)
+        "ofType { ".repeat(20),
+        "}".repeat(20)
+    );
+    let deep_data = format!(
+        "{{ comments {{ items {{ {} id {} }} }} }}",
+        "post { author { ".repeat(5),
+        "} } ".repeat(5)
     );
     let many_aliases = format!(
         "{{ {} }}",
@@ -722,6 +787,7 @@ async fn graphql_limits_and_malformed_requests_are_errors(b: Backend) {
         ("{ likes { ", "malformed-request"),
         ("{ nothing }", "malformed-request"),
         (deep.as_str(), "malformed-request"),
+        (deep_data.as_str(), "malformed-request"),
         (many_aliases.as_str(), "invalid-parameter"),
         (huge.as_str(), "payload-too-large"),
     ] {
@@ -741,6 +807,10 @@ async fn graphql_limits_and_malformed_requests_are_errors(b: Backend) {
                 "{query:.60}: {body}"
             );
             assert!(body.get("data").is_none(), "{body}");
+            if query == deep || query == deep_data {
+                let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("too deep"), "{body}");
+            }
         }
     }
     // Operations count against the REST quotas: `POST /v1/posts` = 10/min.
@@ -814,4 +884,50 @@ access.read = "true"
     assert_eq!(status, 404, "{}", res.text().await.unwrap());
     let res = app.get("/v1/post_list").await;
     assert_eq!(res.status().as_u16(), 200);
+}
+
+/// graphql-js builds and validates the introspection result (`buildClientSchema` +
+/// `validateSchema`), and the served schema is the `schema.graphql` `keel design`
+/// writes for the same spec.
+async fn graphql_js_accepts_the_served_schema_and_it_is_the_designs(b: Backend) {
+    let app = spawn_app(b, SPEC).await;
+    let model = keel_spec::load_str(SPEC, "keel.toml", &std::collections::BTreeMap::new()).unwrap();
+    let files = keel::samples::design(&model, SPEC, "keel.toml", keel_design::Format::Markdown)
+        .await
+        .unwrap();
+    let (_, sdl) = files
+        .iter()
+        .find(|(name, _)| name == "schema.graphql")
+        .expect("keel design writes schema.graphql");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("schema.graphql");
+    std::fs::write(&file, sdl).unwrap();
+    let dir = std::path::PathBuf::from(
+        std::env::var("KEEL_REALTIME_DIR")
+            .expect("KEEL_REALTIME_DIR is not set: run the tests through scripts/test.sh"),
+    );
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/realtime/graphql_schema_check.mjs"
+        ),
+        dir.join("graphql_schema_check.mjs"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg("graphql_schema_check.mjs")
+        .arg("served")
+        .arg(app.url("/graphql"))
+        .arg(&file)
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
 }
