@@ -2,7 +2,7 @@
 # Install the external test tools into a cache outside the clone (reused by later
 # runs): schemathesis, openapi-spec-validator, PyYAML and standardwebhooks in a Python
 # virtualenv, the Mermaid parser (mermaid + jsdom) under $tools/node, the OpenID
-# provider under $tools/oidc and npm eventsource, graphql-ws and graphql under $tools/realtime. Prints the
+# provider under $tools/oidc and npm eventsource, graphql-ws, graphql and graphql-http under $tools/realtime. Prints the
 # venv's bin directory.
 set -euo pipefail
 
@@ -54,13 +54,13 @@ if ! cmp -s "$oidc_src/package-lock.json" "$oidc_dir/package-lock.json" \
   npm ci --prefix "$oidc_dir" --no-audit --no-fund --silent >&2
 fi
 # Real clients for the realtime tests: a browser-compatible EventSource (npm
-# eventsource) and the graphql-ws client over ws, with graphql-js (tests/realtime:
+# eventsource), the graphql-ws client over ws, graphql-js and graphql-http's audit (tests/realtime:
 # pinned package.json and lock; Node 20 or newer).
 realtime_dir="$tools/realtime"
 realtime_src="$(cd "$(dirname "$0")/../tests/realtime" && pwd)"
 if ! cmp -s "$realtime_src/package-lock.json" "$realtime_dir/package-lock.json" \
-  || ! [ -f "$realtime_dir/node_modules/graphql-ws/package.json" ]; then
-  echo "tools: installing eventsource, graphql-ws and graphql (tests/realtime) into $realtime_dir" >&2
+  || ! [ -f "$realtime_dir/node_modules/graphql-http/package.json" ]; then
+  echo "tools: installing eventsource, graphql-ws, graphql and graphql-http (tests/realtime) into $realtime_dir" >&2
   mkdir -p "$realtime_dir"
   cp "$realtime_src/package.json" "$realtime_src/package-lock.json" "$realtime_dir/"
   npm ci --prefix "$realtime_dir" --no-audit --no-fund --silent >&2

@@ -16,6 +16,7 @@ backend_tests!(
     graphql_limits_and_malformed_requests_are_errors,
     graphql_name_clash_leaves_rest_serving,
     graphql_js_accepts_the_served_schema_and_it_is_the_designs,
+    graphql_http_audit_passes,
 );
 
 const SPEC: &str = include_str!("../../../../examples/social/keel.toml");
@@ -930,4 +931,45 @@ async fn graphql_js_accepts_the_served_schema_and_it_is_the_designs(b: Backend) 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
+}
+
+/// graphql-http's `auditServer` (the GraphQL-over-HTTP spec's MUST, SHOULD and MAY
+/// checks): every audit passes, not only the MUSTs.
+async fn graphql_http_audit_passes(b: Backend) {
+    let app = spawn_app(b, &relaxed_spec()).await;
+    let dir = std::path::PathBuf::from(
+        std::env::var("KEEL_REALTIME_DIR")
+            .expect("KEEL_REALTIME_DIR is not set: run the tests through scripts/test.sh"),
+    );
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/realtime/graphql_http_audit.mjs"
+        ),
+        dir.join("graphql_http_audit.mjs"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg("graphql_http_audit.mjs")
+        .arg(app.url("/graphql"))
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audits: Vec<Json> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(audits.len() > 50, "{stdout}");
+    let not_ok: Vec<&Json> = audits
+        .iter()
+        .filter(|a| a.get("status").is_some_and(|s| s != "ok"))
+        .collect();
+    assert!(not_ok.is_empty(), "{not_ok:?}");
 }

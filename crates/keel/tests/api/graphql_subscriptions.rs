@@ -1,6 +1,6 @@
 //! GraphQL subscriptions over `graphql-transport-ws`: the reference client (npm
-//! graphql-ws, in node) follows a collection and gets exactly the changes its reads
-//! allow, refs resolved, replayed from a cursor then live; the protocol's rules
+//! graphql-ws, in node), as two users with different rights, follows a collection and
+//! each gets exactly the changes its reads allow, refs resolved, replayed from a cursor then live; the protocol's rules
 //! (close codes, ping, duplicate ids, `complete`) checked with a raw client
 //! (tokio-tungstenite); queries and mutations over the socket; errors with codes.
 
@@ -202,6 +202,10 @@ async fn graphql_ws_client_follows_what_the_caller_may_read(b: Backend) {
     let public = post(&app, &alice.token, "alice public", "public").await;
 
     let mut client = GraphqlWsClient::start(&ws_url(&app), &bob.token, &follow("0.0"));
+    // Alice follows too, with her own rights.
+    let mut alices = GraphqlWsClient::start(&ws_url(&app), &alice.token, &follow("0.0"));
+    assert_eq!(alices.event().await.0, "posts.created alice private");
+    assert_eq!(alices.event().await.0, "posts.created alice public");
     let (first, e) = client.event().await;
     assert_eq!(first, "posts.created bob private");
     // The ref resolves as bob reads users (his own record); hidden fields never show.
