@@ -6,6 +6,7 @@
 //! core.
 
 pub mod auth;
+pub mod conditional;
 pub mod context;
 pub mod docs;
 pub mod events;

@@ -120,6 +120,8 @@ pub struct RedisLimitStore {
     conn: ConnectionManager,
     script: redis::Script,
     prefix: String,
+    /// Keys the MAC that stands for a client in key names (see [`Self::key`]).
+    key_secret: Vec<u8>,
     fallback: RateLimiter,
     health: Arc<RedisHealth>,
     /// Microseconds since `epoch` before which a down Redis is not tried again.
@@ -181,6 +183,7 @@ impl RedisLimitStore {
             conn,
             script: redis::Script::new(GCRA),
             prefix: prefix.into(),
+            key_secret: Vec::new(),
             fallback: RateLimiter::new(),
             health: Arc::new(RedisHealth::default()),
             next_probe_us: AtomicU64::new(0),
@@ -188,27 +191,41 @@ impl RedisLimitStore {
         })
     }
 
+    /// The secret every node shares (the cursor secret): client keys are named by
+    /// their HMAC under it, so the same client is the same key on every node while
+    /// Redis never holds an email or an address in plain text (nor a plain hash of
+    /// one, which the small IPv4 space would give away).
+    pub fn with_key_secret(mut self, secret: &[u8]) -> Self {
+        self.key_secret = secret.to_vec();
+        self
+    }
+
     /// The store's view of Redis, for `/metrics` and `/readyz`.
     pub fn health(&self) -> Arc<RedisHealth> {
         self.health.clone()
     }
 
-    /// The Redis key for one (policy, client) pair: the pair is the hash tag, escaped
-    /// so that no client key can end it early.
+    /// The Redis key for one (policy, client) pair: the policy's name, escaped, and
+    /// the client's HMAC-SHA-256 (128 bits, hex) as one hash tag, so no client key can
+    /// end the tag early or be read back from Redis.
     pub fn key(&self, quota: &Quota, key: &str) -> String {
-        let mut tag = String::with_capacity(quota.name.len() + key.len() + 1);
-        for c in quota
-            .name
-            .chars()
-            .chain(std::iter::once('|'))
-            .chain(key.chars())
-        {
+        use hmac::Mac;
+        use std::fmt::Write;
+        let mut tag = String::with_capacity(quota.name.len() + 34);
+        for c in quota.name.chars() {
             match c {
                 '%' => tag.push_str("%25"),
                 '{' => tag.push_str("%7B"),
                 '}' => tag.push_str("%7D"),
                 c => tag.push(c),
             }
+        }
+        tag.push('|');
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key_secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(key.as_bytes());
+        for b in &mac.finalize().into_bytes()[..16] {
+            let _ = write!(tag, "{b:02x}");
         }
         format!("{}rl:{{{tag}}}", self.prefix)
     }
@@ -294,8 +311,22 @@ mod tests {
             requests: 1,
             period: Duration::from_secs(1),
         };
-        assert_eq!(s.key(&q, "1.2.3.4"), "p:rl:{anonymous|1.2.3.4}");
-        assert_eq!(s.key(&q, "a}b{%"), "p:rl:{anonymous|a%7Db%7B%25}");
+        let s = s.with_key_secret(b"a secret every node shares");
+        let k = s.key(&q, "1.2.3.4");
+        assert!(k.starts_with("p:rl:{anonymous|"), "{k}");
+        assert!(k.ends_with('}') && !k.contains("1.2.3.4"), "{k}");
+        assert_eq!(k.len(), "p:rl:{anonymous|}".len() + 32);
+        assert_eq!(k, s.key(&q, "1.2.3.4"), "the same client, the same key");
+        assert_ne!(k, s.key(&q, "1.2.3.5"));
+        let other = RedisLimitStore::new("redis://127.0.0.1:1", "p:")
+            .expect("store")
+            .with_key_secret(b"another secret");
+        assert_ne!(k, other.key(&q, "1.2.3.4"), "keyed by the secret");
+        let odd = Quota {
+            name: "a}b{%".into(),
+            ..q
+        };
+        assert!(s.key(&odd, "x").starts_with("p:rl:{a%7Db%7B%25|"));
     }
 
     #[test]

@@ -216,7 +216,8 @@ impl App {
             (Some(store), _) => store,
             (None, Some(url)) => {
                 let store = keel_redis::RedisLimitStore::new(&url, redis_prefix)
-                    .map_err(|e| BuildError::Redis(e.to_string()))?;
+                    .map_err(|e| BuildError::Redis(e.to_string()))?
+                    .with_key_secret(secret.as_bytes());
                 tracing::info!(
                     redis = %keel_store::redact(&url),
                     "rate limits and login throttles are shared through Redis"

@@ -559,6 +559,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 backend_tests!(
+    conditional_gets_answer_304_for_the_current_etag,
     create_get_round_trip,
     list_pages_with_cursor_are_stable_under_inserts,
     filter_sort_fields_count,
@@ -632,4 +633,84 @@ async fn encrypted_fields_are_ciphertext_at_rest(b: Backend) {
     )
     .await;
     problem(app.get("/v1/people?sort=ssn").await, 400).await;
+}
+
+/// `GET` answers carry an `ETag` (a record's version; a weak tag over a list's bytes)
+/// and `If-None-Match` with the current one is a 304 with no body, until the data
+/// changes.
+async fn conditional_gets_answer_304_for_the_current_etag(b: Backend) {
+    let app = spawn_app(b, SPEC).await;
+    let created: Value = app
+        .post("/v1/posts", json!({"title": "tagged"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/v1/posts/{id}");
+    let get = |tag: Option<String>, path: String| {
+        let mut req = app.client.get(app.url(&path));
+        if let Some(t) = tag {
+            req = req.header("if-none-match", t);
+        }
+        req.send()
+    };
+    let tag_of = |res: &reqwest::Response| {
+        res.headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string())
+            .expect("an ETag")
+    };
+    // A record: its version; 304 while it holds, 200 with the new one after a change.
+    let res = get(None, path.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(tag_of(&res), "\"1\"");
+    let res = get(Some("\"1\"".into()), path.clone()).await.unwrap();
+    assert_eq!(res.status(), 304);
+    assert_eq!(tag_of(&res), "\"1\"");
+    assert!(res.bytes().await.unwrap().is_empty());
+    let res = get(Some("W/\"7\", \"1\"".into()), path.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304, "any tag of a list, weakly compared");
+    let res = app
+        .client
+        .patch(app.url(&path))
+        .json(&json!({"title": "tagged again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = get(Some("\"1\"".into()), path.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(tag_of(&res), "\"2\"");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["title"], "tagged again");
+
+    // A list: a weak tag over its bytes; the same answer, the same tag.
+    let list = "/v1/posts?sort=-created_at".to_string();
+    let res = get(None, list.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let tag = tag_of(&res);
+    assert!(tag.starts_with("W/\""), "{tag}");
+    let res = get(Some(tag.clone()), list.clone()).await.unwrap();
+    assert_eq!(res.status(), 304);
+    assert!(res.bytes().await.unwrap().is_empty());
+    app.post("/v1/posts", json!({"title": "another"})).await;
+    let res = get(Some(tag.clone()), list.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(tag_of(&res), tag);
+
+    // With `expand`, the version does not cover the referenced records: a weak tag.
+    let res = get(None, format!("{path}?expand=author")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(tag_of(&res).starts_with("W/\""));
+    // A miss is not a 304, whatever the tag.
+    let res = get(
+        Some("*".into()),
+        "/v1/posts/01a2135f-490d-7221-b17e-17fd10caf13c".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
 }
