@@ -1,0 +1,85 @@
+//! Conditional GETs: every data `GET` answers with an `ETag`, and `If-None-Match`
+//! naming the current one is a `304 Not Modified` with no body. A record's tag is its
+//! version (`"3"`, the one `If-Match` takes); any other answer's is a weak tag over
+//! its bytes (`W/"…"`), the same on every node running the same build.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::hash::{Hash, Hasher};
+
+/// A weak tag over a body's bytes.
+fn weak_tag(bytes: &[u8]) -> String {
+    // SipHash with fixed keys: deterministic for a given build, so nodes agree.
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("W/\"{:016x}\"", h.finish())
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, RFC 9110 §13.1.2).
+pub fn none_match(headers: &HeaderMap, tag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let ours = opaque(tag);
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
+}
+
+/// A JSON answer to a `GET`, tagged: `version` when it is a record's (`None` tags
+/// the bytes), and `304` when the client already holds it.
+pub fn json_answer<T: serde::Serialize>(
+    request: &HeaderMap,
+    value: &T,
+    version: Option<i64>,
+) -> Response {
+    let bytes = match serde_json::to_vec(value) {
+        Ok(b) => b,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let tag = version.map_or_else(|| weak_tag(&bytes), |v| format!("\"{v}\""));
+    let Ok(tag_value) = HeaderValue::from_str(&tag) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut res = if none_match(request, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut res = Response::new(Body::from(bytes));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    };
+    res.headers_mut().insert(header::ETAG, tag_value);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_lists() {
+        assert!(none_match(&with("\"3\""), "\"3\""));
+        assert!(none_match(&with("W/\"3\""), "\"3\""));
+        assert!(none_match(&with("\"1\", \"3\""), "\"3\""));
+        assert!(none_match(&with("*"), "W/\"ab\""));
+        assert!(!none_match(&with("\"4\""), "\"3\""));
+        assert!(!none_match(&HeaderMap::new(), "\"3\""));
+    }
+
+    #[test]
+    fn tags_follow_the_bytes() {
+        assert_eq!(weak_tag(b"{}"), weak_tag(b"{}"));
+        assert_ne!(weak_tag(b"{\"a\":1}"), weak_tag(b"{\"a\":2}"));
+    }
+}
