@@ -34,7 +34,9 @@ LUA = HERE / "lua" / "workload.lua"
 SPEC = HERE / "keel.toml"
 
 ALL_SYSTEMS = ["keel-sqlite", "ceiling-sqlite", "pocketbase", "keel-postgres", "ceiling-postgres"]
-ALL_WORKLOADS = ["get", "list", "authlist", "create", "update", "mixed"]
+ALL_WORKLOADS = ["get", "list", "authlist", "create", "update", "mixed", "gql-get", "gql-list"]
+# GraphQL: Keel only; compared with Keel's own REST get and list.
+KEEL_ONLY = {"gql-get": "get", "gql-list": "list"}
 WORKLOAD_NAMES = {
     "get": "get by id",
     "list": "list (indexed filter + sort)",
@@ -42,6 +44,8 @@ WORKLOAD_NAMES = {
     "create": "create",
     "update": "update (If-Match)",
     "mixed": "mixed 90/10",
+    "gql-get": "GraphQL by id",
+    "gql-list": "GraphQL list",
 }
 # Which Keel a system is compared with.
 REFERENCE = {
@@ -481,6 +485,8 @@ class Bench:
         """One request of each kind, checked, so a broken set-up fails loudly."""
         r = self.wrk(system, s, "get", 1, 1)
         for w in ALL_WORKLOADS:
+            if w in KEEL_ONLY and not system.startswith("keel"):
+                continue
             r = self.wrk(system, s, w, 1, 1)
             if r["requests"] == 0 or r["status_errors"] > 0:
                 raise RuntimeError(f"{system}/{w}: {r['status_errors']} of {r['requests']} "
@@ -496,6 +502,8 @@ class Bench:
             self.probe(system, s)
             peak_at_max = 0
             for w in self.a.workloads:
+                if w in KEEL_ONLY and not system.startswith("keel"):
+                    continue
                 for c in self.a.concurrency:
                     self.wrk(system, s, w, c, self.a.warmup)
                     runs = []
@@ -748,6 +756,21 @@ def targets(results: dict, args, cold: dict | None) -> str:
         check("≥ 5× PocketBase on creates (req/s)", "pocketbase", ["create"], "rps", 5.0, ">=")
         check("p99 ≤ 1/5 of PocketBase's (Keel p99 ÷ PocketBase p99)", "pocketbase",
               ["get", "list", "authlist", "create", "update", "mixed"], "p99_us", 0.2, "<=")
+    for keel in ("keel-sqlite", "keel-postgres"):
+        k = results.get(keel)
+        if not k:
+            continue
+        for gql, rest in KEEL_ONLY.items():
+            worst = None
+            for c in conc:
+                g, r = k["cells"].get(f"{gql}@{c}"), k["cells"].get(f"{rest}@{c}")
+                if g and r and r["rps"]:
+                    v = g["rps"] / r["rps"]
+                    if worst is None or v < worst[1]:
+                        worst = (f"{gql}@{c}", v)
+            if worst:
+                rows.append(f"| {keel}: {WORKLOAD_NAMES[gql]} ≥ 0.8× REST's {rest} (req/s) | "
+                            f"{'✅ met' if worst[1] >= 0.8 else '❌ missed'} | worst {worst[0]}: {worst[1]:.2f}× |")
     k = results.get("keel-sqlite")
     if k:
         idle = k.get("idle_rss_kb", 0) / 1024

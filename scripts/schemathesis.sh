@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serve every template (examples/*/keel.toml) and run schemathesis against its OpenAPI
-# document with all checks (including stateful links), on SQLite and on PostgreSQL.
+# document with all checks (including stateful links), then against /graphql in GraphQL
+# mode, on SQLite and on PostgreSQL.
 # Any failure fails. `SCHEMATHESIS_TEMPLATES="shop"` narrows the run.
 # Also checks that SIGTERM stops the server gracefully with exit status 0.
 set -euo pipefail
@@ -54,6 +55,15 @@ run_against() {
       "http://127.0.0.1:$port/v1/openapi.json" --checks all --max-examples "$examples" \
       -H "Authorization: Bearer $token" --seed 1 --no-color); then
     echo "schemathesis: FAILED on $name; server errors:" >&2
+    grep -E "ERROR|WARN" "$work/$name.log" >&2 || true
+    exit 1
+  fi
+  # GraphQL mode on /graphql (its schema by introspection): never a 5xx, every error
+  # carries one of Keel's client-side codes, answers conform to the schema.
+  if ! (cd tests/schemathesis && SCHEMATHESIS_HOOKS=hooks PYTHONPATH=. "$bin/schemathesis" run \
+      "http://127.0.0.1:$port/graphql" --checks keel_never_fails_inside,response_schema_conformance \
+      --max-examples "$examples" -H "Authorization: Bearer $token" --seed 1 --no-color); then
+    echo "schemathesis: GraphQL FAILED on $name; server errors:" >&2
     grep -E "ERROR|WARN" "$work/$name.log" >&2 || true
     exit 1
   fi

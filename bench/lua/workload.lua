@@ -1,7 +1,8 @@
 -- One wrk script for every system and workload, configured by the harness through
 -- the environment:
 --   BENCH_SYSTEM    keel | ceiling | pocketbase   (URL shapes and bodies differ)
---   BENCH_WORKLOAD  get | list | authlist | create | update | mixed
+--   BENCH_WORKLOAD  get | list | authlist | create | update | mixed | gql-get | gql-list
+--                   (gql-*: Keel only, the GraphQL twins of get and list, same fields)
 --   BENCH_TOKEN     bearer token of the benchmark user (the ceiling: the user id)
 --   BENCH_USER      the benchmark user's id (PocketBase wants it in the body)
 --   BENCH_IDS       file of readable post ids (get, mixed)
@@ -124,6 +125,29 @@ local function update()
   }, body)
 end
 
+-- GraphQL: the same records and fields REST answers (a ref is `author_id` there).
+local gql_fields = "id created_at updated_at version title body author_id visibility"
+
+local function graphql(body)
+  return wrk.format("POST", "/graphql", {
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/graphql-response+json",
+  }, body)
+end
+
+local function gql_get()
+  i_read = i_read % #ids + 1
+  return graphql('{"query":"query($id: String!) { posts_by_id(id: $id) { ' .. gql_fields ..
+    ' } }","variables":{"id":"' .. ids[i_read] .. '"}}')
+end
+
+local gql_list_body = '{"query":"query($f: String) { posts(filter: $f, sort: \\"-created_at\\", limit: 20) { items { ' ..
+  gql_fields .. [[ } next_cursor } }","variables":{"f":"visibility == \"public\""}}]]
+
+local function gql_list()
+  return graphql(gql_list_body)
+end
+
 local function mixed()
   -- 90% reads (2/3 get by id, 1/3 the rule-filtered list), 10% writes (half creates,
   -- half updates), signed in throughout.
@@ -162,6 +186,7 @@ end
 local dispatch = {
   get = get, list = list, authlist = authlist,
   create = create, update = update_checked, mixed = mixed,
+  ["gql-get"] = gql_get, ["gql-list"] = gql_list,
 }
 local make = dispatch[workload] or get
 

@@ -33,3 +33,32 @@ schemathesis.openapi.format("keel-filter", _filter)
 schemathesis.openapi.format("keel-cursor", st.just(""))
 schemathesis.openapi.format("keel-idempotency-key", st.uuids().map(str))
 schemathesis.openapi.format("keel-etag", st.just("*"))
+
+
+# Keel's error codes (`extensions.code` on GraphQL errors, the problem `type` slug on
+# REST): a refused request carries one of these; `internal` is a failure.
+KEEL_CODES = {
+    "malformed-request", "invalid-parameter", "unauthorized", "forbidden", "not-found",
+    "method-not-allowed", "timeout", "conflict", "precondition-failed", "payload-too-large",
+    "unsupported-media-type", "validation", "idempotency-key-reused", "rate-limited",
+}
+
+
+@schemathesis.check
+def keel_never_fails_inside(ctx, response, case):
+    """No 5xx; on /graphql, every error carries one of Keel's client-side codes (so
+    an expected refusal — sign in, not found, validation — is not a failure, while a
+    resolver that failed, `internal`, or an uncoded error is)."""
+    if response.status_code >= 500:
+        raise AssertionError(f"{response.status_code} from the server")
+    url = str(getattr(getattr(response, "request", None), "url", ""))
+    if not url.split("?")[0].endswith("/graphql"):
+        return
+    try:
+        body = response.json()
+    except ValueError as e:
+        raise AssertionError("a GraphQL answer that is not JSON") from e
+    for error in (body.get("errors") or []) if isinstance(body, dict) else []:
+        code = (error.get("extensions") or {}).get("code")
+        if code not in KEEL_CODES:
+            raise AssertionError(f"GraphQL error with code {code!r}: {error.get('message')}")
