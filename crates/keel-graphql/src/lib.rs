@@ -16,6 +16,8 @@
 //! for validation and conflicts, `extensions.errors` with the failing fields.
 
 mod names;
+mod operations;
+mod refs;
 mod schema;
 mod subscription;
 
@@ -72,7 +74,7 @@ pub(crate) struct Caller {
     pub principal: Principal,
     pub client_ip: String,
     pub loader: async_graphql::dataloader::DataLoader<
-        schema::RefLoader,
+        refs::RefLoader,
         async_graphql::dataloader::HashMapCache,
     >,
 }
@@ -245,7 +247,7 @@ impl GraphQl {
             }
         }
         let loader = async_graphql::dataloader::DataLoader::with_cache(
-            schema::RefLoader {
+            refs::RefLoader {
                 core: self.core.clone(),
                 principal: principal.clone(),
             },

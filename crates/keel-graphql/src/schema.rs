@@ -1,26 +1,28 @@
 //! The dynamic schema, generated from the model, and the per-request ref loader.
 
 use crate::names::{enum_value_name, pascal};
-use crate::{Caller, Core, Options, admit, core_error, subscription};
+use crate::operations::{
+    by_id_field, create_field, delete_field, list_arguments, list_field, list_page, update_field,
+};
+use crate::refs::RefKey;
+use crate::{Caller, Core, Options, subscription};
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar,
     Schema, SchemaError, TypeRef,
 };
 use async_graphql::{Name, Value};
-use keel_core::ratelimit::OpKind;
-use keel_core::{CoreError, ListText, MAX_LIMIT, Page};
+use keel_core::Page;
 use keel_realtime::Hub;
 use keel_spec::{Collection, Field as SpecField, FieldType};
 use serde_json::Value as Json;
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 const JSON_SCALAR: &str = "JSON";
 
 /// The GraphQL type of a field's value (refs: the id, as input takes it).
-fn scalar_type(collection_type: &str, f: &SpecField) -> String {
+pub(crate) fn scalar_type(collection_type: &str, f: &SpecField) -> String {
     match &f.ty {
         FieldType::Int { .. } => TypeRef::INT.into(),
         FieldType::Float { .. } => TypeRef::FLOAT.into(),
@@ -33,16 +35,16 @@ fn scalar_type(collection_type: &str, f: &SpecField) -> String {
     }
 }
 
-fn enum_type(collection_type: &str, f: &SpecField) -> String {
+pub(crate) fn enum_type(collection_type: &str, f: &SpecField) -> String {
     format!("{collection_type}{}", pascal(&f.name))
 }
 
-fn is_enum(f: &SpecField) -> bool {
+pub(crate) fn is_enum(f: &SpecField) -> bool {
     matches!(&f.ty, FieldType::Enum { values } if values.iter().all(|v| enum_value_name(v)))
 }
 
 /// A record's value as GraphQL answers it.
-fn to_value(v: &Json, as_enum: bool) -> Option<Value> {
+pub(crate) fn to_value(v: &Json, as_enum: bool) -> Option<Value> {
     match v {
         Json::Null => None,
         Json::String(s) if as_enum => Some(Value::Enum(Name::new(s))),
@@ -51,7 +53,7 @@ fn to_value(v: &Json, as_enum: bool) -> Option<Value> {
 }
 
 /// An optional argument, null and absent alike.
-fn arg<'a>(
+pub(crate) fn arg<'a>(
     ctx: &'a ResolverContext<'_>,
     name: &str,
 ) -> Option<async_graphql::dynamic::ValueAccessor<'a>> {
@@ -67,17 +69,17 @@ pub(crate) fn arg_string(
         .transpose()
 }
 
-fn arg_int(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
+pub(crate) fn arg_int(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
     arg(ctx, name).map(|v| v.i64()).transpose()
 }
 
-fn input_json(ctx: &ResolverContext<'_>) -> async_graphql::Result<Json> {
+pub(crate) fn input_json(ctx: &ResolverContext<'_>) -> async_graphql::Result<Json> {
     Ok(ctx.args.try_get("input")?.as_value().clone().into_json()?)
 }
 
 /// A resolver's failure recorded with its path and position; the field is null.
 /// (async-graphql's dynamic schema would drop the field and the path otherwise.)
-fn recover<'a>(
+pub(crate) fn recover<'a>(
     ctx: &async_graphql::Context<'_>,
     result: async_graphql::Result<Option<FieldValue<'a>>>,
 ) -> async_graphql::Result<Option<FieldValue<'a>>> {
@@ -408,285 +410,4 @@ pub(crate) fn build(
         builder = builder.register(subscription);
     }
     builder.register(query).finish()
-}
-
-/// The arguments of every paged list field.
-fn list_arguments(field: Field) -> Field {
-    field
-        .argument(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
-        .argument(InputValue::new("sort", TypeRef::named(TypeRef::STRING)))
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new("cursor", TypeRef::named(TypeRef::STRING)))
-        .argument(InputValue::new("count", TypeRef::named(TypeRef::BOOLEAN)))
-}
-
-/// One page of `coll` as the caller reads it, from the field's arguments; `own` is
-/// a filter every item must also pass (a parent's children).
-async fn list_page<'a>(
-    core: &Core,
-    ctx: &ResolverContext<'a>,
-    coll: &str,
-    own: Option<String>,
-) -> async_graphql::Result<Option<FieldValue<'a>>> {
-    let caller = ctx.data::<Caller>()?;
-    let limit = arg_int(ctx, "limit")?
-        .map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }));
-    let filter = match (own, arg_string(ctx, "filter")?) {
-        (Some(own), Some(asked)) if !asked.trim().is_empty() => {
-            // Checked alone first: its errors point into it, and it must be one whole
-            // expression (`a) || (b` would otherwise escape the parent's bound).
-            let alone = ListText {
-                filter: Some(asked.clone()),
-                ..Default::default()
-            };
-            core.engine.list_query(coll, &alone).map_err(core_error)?;
-            Some(format!("{own} && ({asked})"))
-        }
-        (Some(own), _) => Some(own),
-        (None, asked) => asked,
-    };
-    let text = ListText {
-        filter,
-        sort: arg_string(ctx, "sort")?,
-        limit,
-        cursor: arg_string(ctx, "cursor")?,
-        fields: None,
-        expand: None,
-        count: arg(ctx, "count").map(|v| v.boolean()).transpose()? == Some(true),
-    };
-    admit(core, caller, coll, OpKind::List).await?;
-    let q = core.engine.list_query(coll, &text).map_err(core_error)?;
-    let page = core
-        .engine
-        .list(&caller.principal, coll, &q)
-        .await
-        .map_err(core_error)?;
-    Ok(Some(FieldValue::owned_any(page)))
-}
-
-fn list_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
-    let core = core.clone();
-    let coll = c.name.clone();
-    let field = Field::new(&c.name, TypeRef::named(format!("{tn}List")), move |ctx| {
-        let core = core.clone();
-        let coll = coll.clone();
-        FieldFuture::new(async move {
-            let result = list_page(&core, &ctx, &coll, None).await;
-            recover(ctx.ctx, result)
-        })
-    })
-    .description(format!(
-        "A page of `{}`, as `GET /v1/{}` answers it.",
-        c.name, c.name
-    ));
-    list_arguments(field)
-}
-
-fn by_id_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
-    let core = core.clone();
-    let coll = c.name.clone();
-    Field::new(
-        format!("{}_by_id", c.name),
-        TypeRef::named(tn),
-        move |ctx| {
-            let core = core.clone();
-            let coll = coll.clone();
-            FieldFuture::new(async move {
-                let result: async_graphql::Result<Option<FieldValue>> = async {
-                    let caller = ctx.data::<Caller>()?;
-                    let id = ctx.args.try_get("id")?.string()?.to_string();
-                    admit(&core, caller, &coll, OpKind::Get).await?;
-                    let projection = core
-                        .engine
-                        .projection(&coll, None, None)
-                        .map_err(core_error)?;
-                    let rec = core
-                        .engine
-                        .get(&caller.principal, &coll, &id, &projection)
-                        .await
-                        .map_err(core_error)?;
-                    Ok(Some(record(rec)))
-                }
-                .await;
-                recover(ctx.ctx, result)
-            })
-        },
-    )
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
-}
-
-fn create_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &str) -> Field {
-    let core = core.clone();
-    let coll = c.name.clone();
-    Field::new(
-        format!("create_{}", c.name),
-        TypeRef::named(tn),
-        move |ctx| {
-            let core = core.clone();
-            let coll = coll.clone();
-            FieldFuture::new(async move {
-                let result: async_graphql::Result<Option<FieldValue>> = async {
-                    let caller = ctx.data::<Caller>()?;
-                    let body = input_json(&ctx)?;
-                    let key = arg_string(&ctx, "idempotency_key")?;
-                    admit(&core, caller, &coll, OpKind::Create).await?;
-                    let created = core
-                        .engine
-                        .create(&caller.principal, &coll, &body, key.as_deref())
-                        .await
-                        .map_err(core_error)?;
-                    Ok(Some(record(created.record)))
-                }
-                .await;
-                recover(ctx.ctx, result)
-            })
-        },
-    )
-    .argument(InputValue::new("input", TypeRef::named_nn(input)))
-    .argument(InputValue::new(
-        "idempotency_key",
-        TypeRef::named(TypeRef::STRING),
-    ))
-}
-
-fn update_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &str) -> Field {
-    let core = core.clone();
-    let coll = c.name.clone();
-    Field::new(
-        format!("update_{}", c.name),
-        TypeRef::named(tn),
-        move |ctx| {
-            let core = core.clone();
-            let coll = coll.clone();
-            FieldFuture::new(async move {
-                let result: async_graphql::Result<Option<FieldValue>> = async {
-                    let caller = ctx.data::<Caller>()?;
-                    let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let body = input_json(&ctx)?;
-                    let version = arg_int(&ctx, "if_version")?;
-                    admit(&core, caller, &coll, OpKind::Update).await?;
-                    let versions = version.map(|v| [v]);
-                    let rec = core
-                        .engine
-                        .update(
-                            &caller.principal,
-                            &coll,
-                            &id,
-                            &body,
-                            versions.as_ref().map(|v| &v[..]),
-                        )
-                        .await
-                        .map_err(core_error)?;
-                    Ok(Some(record(rec)))
-                }
-                .await;
-                recover(ctx.ctx, result)
-            })
-        },
-    )
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
-    .argument(InputValue::new("input", TypeRef::named_nn(input)))
-    .argument(InputValue::new("if_version", TypeRef::named(TypeRef::INT)))
-}
-
-fn delete_field(core: &Arc<Core>, c: &Collection) -> Field {
-    let core = core.clone();
-    let coll = c.name.clone();
-    Field::new(
-        format!("delete_{}", c.name),
-        TypeRef::named(TypeRef::BOOLEAN),
-        move |ctx| {
-            let core = core.clone();
-            let coll = coll.clone();
-            FieldFuture::new(async move {
-                let result: async_graphql::Result<Option<FieldValue>> = async {
-                    let caller = ctx.data::<Caller>()?;
-                    let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let version = arg_int(&ctx, "if_version")?;
-                    admit(&core, caller, &coll, OpKind::Delete).await?;
-                    let versions = version.map(|v| [v]);
-                    core.engine
-                        .delete(
-                            &caller.principal,
-                            &coll,
-                            &id,
-                            versions.as_ref().map(|v| &v[..]),
-                        )
-                        .await
-                        .map_err(core_error)?;
-                    Ok(Some(FieldValue::value(true)))
-                }
-                .await;
-                recover(ctx.ctx, result)
-            })
-        },
-    )
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::STRING)))
-    .argument(InputValue::new("if_version", TypeRef::named(TypeRef::INT)))
-}
-
-/// A referenced record: its collection and id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct RefKey {
-    pub collection: String,
-    pub id: String,
-}
-
-/// Loads referenced records for one caller, under their read rules: one `list` with
-/// `id in [...]` per collection and batch. Built per request, never shared.
-pub(crate) struct RefLoader {
-    pub core: Arc<Core>,
-    pub principal: keel_core::Principal,
-}
-
-fn uuid_like(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-}
-
-impl async_graphql::dataloader::Loader<RefKey> for RefLoader {
-    type Value = Json;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[RefKey]) -> Result<HashMap<RefKey, Json>, Self::Error> {
-        let mut by_collection: HashMap<&str, Vec<&str>> = HashMap::new();
-        for k in keys.iter().filter(|k| uuid_like(&k.id)) {
-            by_collection.entry(&k.collection).or_default().push(&k.id);
-        }
-        let engine = &self.core.engine;
-        let mut found = HashMap::new();
-        for (collection, ids) in by_collection {
-            for chunk in ids.chunks(MAX_LIMIT as usize) {
-                self.core.ref_batches.fetch_add(1, Ordering::Relaxed);
-                let list = chunk
-                    .iter()
-                    .map(|id| format!("\"{id}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let text = ListText {
-                    filter: Some(format!("id in [{list}]")),
-                    limit: Some(MAX_LIMIT),
-                    ..Default::default()
-                };
-                let query = engine.list_query(collection, &text).map_err(core_error)?;
-                let page = match engine.list(&self.principal, collection, &query).await {
-                    Ok(page) => page,
-                    // A collection nobody may list: its records stay unresolved (null).
-                    Err(CoreError::Denied { .. }) => continue,
-                    Err(e) => return Err(core_error(e)),
-                };
-                for item in page.items {
-                    if let Some(id) = item.get("id").and_then(Json::as_str) {
-                        found.insert(
-                            RefKey {
-                                collection: collection.to_string(),
-                                id: id.to_string(),
-                            },
-                            item.clone(),
-                        );
-                    }
-                }
-            }
-        }
-        Ok(found)
-    }
 }

@@ -20,7 +20,8 @@
 //! then continue; the stream then ends after a fall-behind, as on the other surfaces.
 //! A ref of `data`/`previous` resolves as the subscriber reads it now.
 
-use crate::schema::{RefKey, arg_string, record};
+use crate::refs::RefKey;
+use crate::schema::{arg_string, record};
 use crate::{Caller, Core, core_error};
 use async_graphql::ErrorExtensions;
 use async_graphql::Value;
