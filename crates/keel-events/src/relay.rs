@@ -72,6 +72,8 @@ pub struct Relay {
     wake: Arc<Notify>,
     breakers: Mutex<HashMap<String, Breaker>>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Per destination: the highest seq leased here (see [`Relay::claim`]).
+    floors: Mutex<HashMap<String, i64>>,
     /// Per collection, its encrypted fields: left out of what leaves the server.
     sealed: HashMap<String, Vec<String>>,
     pub metrics: Arc<RelayMetrics>,
@@ -116,6 +118,7 @@ impl Relay {
             wake,
             breakers,
             in_flight: Mutex::new(HashMap::new()),
+            floors: Mutex::new(HashMap::new()),
             sealed,
             metrics: Arc::new(RelayMetrics::new(&names)),
         }
@@ -216,6 +219,22 @@ impl Relay {
         Ok(out)
     }
 
+    /// The highest seq this node has leased for `destination` (`0`: none yet).
+    fn floor(&self, destination: &str) -> i64 {
+        self.floors
+            .lock()
+            .ok()
+            .and_then(|f| f.get(destination).copied())
+            .unwrap_or(0)
+    }
+
+    fn raise_floor(&self, destination: &str, top: Option<i64>) {
+        if let (Ok(mut floors), Some(top)) = (self.floors.lock(), top) {
+            let floor = floors.entry(destination.to_string()).or_insert(0);
+            *floor = (*floor).max(top);
+        }
+    }
+
     /// Lease up to `free` due deliveries (per destination, within its allowance) and
     /// load their events.
     async fn claim(&self, free: usize) -> Result<Vec<Lease>, StoreError> {
@@ -230,13 +249,33 @@ impl Relay {
         self.relaxed(&mut tx).await?;
         let mut leased = Vec::new();
         for (destination, n) in allowances {
-            leased.extend(
-                tx.query(
-                    &events::claim(dialect, &destination, now, lease_until, n as i64),
+            // Above the highest seq leased here first: the index range then starts past
+            // the settled deliveries (dead entries until vacuum) instead of walking
+            // them, which is what keeps a backlog draining fast. Only when that finds
+            // fewer than wanted, from the head: retries come due there, and
+            // deliveries that waited behind an earlier one of their record.
+            let after = self.floor(&destination);
+            let mut rows = tx
+                .query(
+                    &events::claim(dialect, &destination, now, lease_until, n as i64, after),
                     &[Storage::Text, Storage::Int, Storage::Int],
                 )
-                .await?,
+                .await?;
+            if rows.len() < n && after > 0 {
+                let more = n - rows.len();
+                rows.extend(
+                    tx.query(
+                        &events::claim(dialect, &destination, now, lease_until, more as i64, 0),
+                        &[Storage::Text, Storage::Int, Storage::Int],
+                    )
+                    .await?,
+                );
+            }
+            self.raise_floor(
+                &destination,
+                rows.iter().filter_map(|r| r[1].as_i64()).max(),
             );
+            leased.extend(rows);
         }
         if leased.is_empty() {
             tx.rollback().await?;

@@ -11,13 +11,16 @@ use time::OffsetDateTime;
 /// another node, and with no earlier pending delivery of the same record to the same
 /// destination (so one record's events go out in commit order, one at a time).
 /// Returns `destination, event_seq, attempts` of each leased delivery. PostgreSQL
-/// skips rows another node is leasing at this moment.
+/// skips rows another node is leasing at this moment. Only seqs above `after` are
+/// looked at: the index range then starts past the settled deliveries, whose dead
+/// entries a scan from the head would walk until vacuum (`0`: from the head).
 pub fn claim(
     dialect: Dialect,
     destination: &str,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
+    after: i64,
 ) -> Stmt {
     let lock = match dialect {
         Dialect::Sqlite => "",
@@ -28,7 +31,8 @@ pub fn claim(
             "UPDATE _keel_deliveries SET lease_until = {lease} \
              WHERE destination = {dest1} AND event_seq IN (\
                SELECT d.event_seq FROM _keel_deliveries d \
-               WHERE d.destination = {dest2} AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
+               WHERE d.destination = {dest2} AND d.event_seq > {after_p} \
+                 AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
                  AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
                  AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
                    WHERE e.destination = d.destination AND e.record_id = d.record_id \
@@ -38,14 +42,17 @@ pub fn claim(
             lease = p(dialect, 1),
             dest1 = p(dialect, 2),
             dest2 = p(dialect, 3),
-            now1 = p(dialect, 4),
-            now2 = p(dialect, 5),
-            limit_p = p(dialect, 6),
+            after_p = p(dialect, 4),
+            now1 = p(dialect, 5),
+            now2 = p(dialect, 6),
+            limit_p = p(dialect, 7),
         ),
+        // In the order the placeholders appear: SQLite's are positional.
         vec![
             at(dialect, lease_until),
             destination.into(),
             destination.into(),
+            after.into(),
             at(dialect, now),
             at(dialect, now),
             limit.into(),
