@@ -15,6 +15,7 @@
 //! A subscriber that falls behind gets an event of type `reset`, then `complete`.
 
 use crate::AppState;
+use crate::realtime::ws::{linger, send};
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -206,10 +207,7 @@ impl Session {
                 return;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(_)) = socket.recv().await {}
-        })
-        .await;
+        linger(&mut socket).await;
     }
 
     /// Pump client messages and operation results until one side ends; the close
@@ -422,12 +420,4 @@ fn token_of(payload: &Json) -> Option<String> {
         .get("access_token")
         .and_then(Json::as_str)
         .map(str::to_string)
-}
-
-/// Send one frame; `false` when the socket is gone or the peer stopped reading.
-async fn send(socket: &mut WebSocket, frame: Frame) -> bool {
-    matches!(
-        tokio::time::timeout(crate::realtime::HEARTBEAT, socket.send(frame)).await,
-        Ok(Ok(()))
-    )
 }

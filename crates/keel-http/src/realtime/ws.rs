@@ -268,12 +268,7 @@ impl Session {
                 return;
             }
         }
-        // Read on until the peer's close (or a short while): reading also flushes the
-        // answer to a close the client sent, so the connection ends cleanly.
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(_)) = socket.recv().await {}
-        })
-        .await;
+        linger(&mut socket).await;
     }
 
     /// Pump events and client messages until one side ends; the close frame to send,
@@ -499,8 +494,17 @@ async fn next_message(sub: &mut Option<Subscription>) -> Option<Message> {
     }
 }
 
+/// Read on until the peer's close (or a short while): reading also flushes the
+/// answer to a close the client sent, so the connection ends cleanly.
+pub(crate) async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+}
+
 /// Send one frame; `false` when the socket is gone or the peer stopped reading.
-async fn send(socket: &mut WebSocket, frame: Frame) -> bool {
+pub(crate) async fn send(socket: &mut WebSocket, frame: Frame) -> bool {
     matches!(
         tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await,
         Ok(Ok(()))
