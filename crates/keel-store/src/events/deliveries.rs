@@ -14,6 +14,8 @@ use time::OffsetDateTime;
 /// skips rows another node is leasing at this moment. Only seqs above `after` are
 /// looked at: the index range then starts past the settled deliveries, whose dead
 /// entries a scan from the head would walk until vacuum (`0`: from the head).
+/// Nothing is leased for a disabled destination: checked in this statement, so a
+/// 410 committed just before it (with its delivery made pending again) is seen.
 pub fn claim(
     dialect: Dialect,
     destination: &str,
@@ -32,6 +34,8 @@ pub fn claim(
              WHERE destination = {dest1} AND event_seq IN (\
                SELECT d.event_seq FROM _keel_deliveries d \
                WHERE d.destination = {dest2} AND d.event_seq > {after_p} \
+                 AND NOT EXISTS (SELECT 1 FROM _keel_destinations x \
+                   WHERE x.name = d.destination AND x.disabled_at IS NOT NULL) \
                  AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
                  AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
                  AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
