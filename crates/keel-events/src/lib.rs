@@ -8,11 +8,13 @@
 //! - [`schedule`]: the retry schedule (backoff, jitter, `Retry-After`);
 //! - [`breaker`]: the circuit breaker of one endpoint;
 //! - [`webhook`]: the webhook sink (signed, private addresses refused);
-//! - [`relay`]: the outbox relay every node runs; [`metrics`]: what it reports.
+//! - [`relay`]: the outbox relay every node runs (its outcomes written in batches by
+//!   `outcomes`); [`metrics`]: what it reports.
 
 pub mod breaker;
 pub mod envelope;
 pub mod metrics;
+mod outcomes;
 pub mod relay;
 pub mod schedule;
 pub mod signature;

@@ -8,6 +8,7 @@
 use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::envelope::Envelope;
 use crate::metrics::RelayMetrics;
+use crate::outcomes::{OutcomeWriter, relaxed};
 use crate::schedule::RetrySchedule;
 use crate::sink::{Outcome, Sink};
 use keel_spec::Storage;
@@ -21,6 +22,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+
+/// How often the store's planner statistics are refreshed where stale.
+const STATISTICS_EVERY: Duration = Duration::from_secs(600);
 
 /// How the relay paces itself.
 #[derive(Debug, Clone)]
@@ -142,9 +146,14 @@ impl Relay {
                 tracing::warn!(error = %e, "events: cannot release stale leases");
             }
         }
+        let (outcomes, writer) = OutcomeWriter::spawn(self.store.clone());
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The outbox grows from empty: the planner's statistics of it go stale (the
+        // first tick is now, for what a previous run left).
+        let mut statistics = tokio::time::interval(STATISTICS_EVERY);
+        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let free = self.settings.max_in_flight.saturating_sub(tasks.len());
             let mut claimed = 0;
@@ -154,7 +163,8 @@ impl Relay {
                         claimed = leases.len();
                         for lease in leases {
                             let relay = self.clone();
-                            tasks.spawn(async move { relay.deliver(lease).await });
+                            let outcomes = outcomes.clone();
+                            tasks.spawn(async move { relay.deliver(lease, &outcomes).await });
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "events: cannot lease deliveries"),
@@ -172,6 +182,11 @@ impl Relay {
                 _ = self.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = housekeeping.tick() => self.housekeeping().await,
+                _ = statistics.tick() => {
+                    if let Err(e) = self.store.refresh_statistics().await {
+                        tracing::warn!(error = %e, "events: cannot refresh the planner's statistics");
+                    }
+                }
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
@@ -179,6 +194,8 @@ impl Relay {
             l.abort();
         }
         while tasks.join_next().await.is_some() {}
+        drop(outcomes);
+        let _ = writer.await;
     }
 
     /// How many deliveries each destination may lease now (at most `free` in all):
@@ -246,7 +263,7 @@ impl Relay {
         let now = OffsetDateTime::now_utc();
         let lease_until = now + self.settings.lease;
         let mut tx = self.store.begin().await?;
-        self.relaxed(&mut tx).await?;
+        relaxed(&mut tx).await?;
         let mut leased = Vec::new();
         for (destination, n) in allowances {
             // Above the highest seq leased here first: the index range then starts past
@@ -282,22 +299,26 @@ impl Relay {
             return Ok(Vec::new());
         }
         let seqs: Vec<i64> = leased.iter().filter_map(|r| r[1].as_i64()).collect();
-        let rows = tx
-            .query(
-                &events::select_events(dialect, &seqs),
-                &[
-                    Storage::Int,
-                    Storage::Uuid,
-                    Storage::Text,
-                    Storage::Text,
-                    Storage::Uuid,
-                    Storage::Uuid,
-                    Storage::Text,
-                    Storage::Text,
-                    Storage::Datetime,
-                ],
-            )
-            .await?;
+        let mut rows = Vec::with_capacity(seqs.len());
+        for stmt in events::select_events(dialect, &seqs) {
+            rows.extend(
+                tx.query(
+                    &stmt,
+                    &[
+                        Storage::Int,
+                        Storage::Uuid,
+                        Storage::Text,
+                        Storage::Text,
+                        Storage::Uuid,
+                        Storage::Uuid,
+                        Storage::Text,
+                        Storage::Text,
+                        Storage::Datetime,
+                    ],
+                )
+                .await?,
+            );
+        }
         tx.commit().await?;
         let mut by_seq: HashMap<i64, Envelope> = HashMap::new();
         for row in rows {
@@ -338,8 +359,9 @@ impl Relay {
         Ok(leases)
     }
 
-    /// One attempt, and its outcome recorded.
-    async fn deliver(&self, lease: Lease) {
+    /// One attempt, and its outcome recorded (committed with others that finish
+    /// at the same time).
+    async fn deliver(&self, lease: Lease, outcomes: &OutcomeWriter) {
         let started = Instant::now();
         let outcome = match self.sinks.get(&lease.destination) {
             Some(sink) => {
@@ -359,13 +381,15 @@ impl Relay {
         }
         self.metrics
             .record(&lease.destination, &outcome, started.elapsed());
-        if let Err(e) = self.settle(&lease, &outcome).await {
+        let stmts = self.settle(&lease, &outcome);
+        if let Err(e) = outcomes.write(stmts).await {
             // The lease runs out and another attempt follows: at least once.
             tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery");
         }
     }
 
-    async fn settle(&self, lease: &Lease, outcome: &Outcome) -> Result<(), StoreError> {
+    /// The statements that record `outcome` (and the breaker told of it).
+    fn settle(&self, lease: &Lease, outcome: &Outcome) -> Vec<keel_store::Stmt> {
         let dialect = self.store.dialect();
         let now = OffsetDateTime::now_utc();
         let attempts = lease.attempts + 1;
@@ -429,36 +453,25 @@ impl Relay {
             }
             Outcome::Gone { status } => {
                 tracing::warn!(destination = %lease.destination, "events: the destination answered 410 Gone; disabled until `keel events retry`");
-                let mut tx = self.store.begin().await?;
-                self.relaxed(&mut tx).await?;
-                tx.execute(&events::disable_destination(
-                    dialect,
-                    &lease.destination,
-                    "410 Gone",
-                    now,
-                ))
-                .await?;
                 // The delivery stays pending: it goes out once the destination is
                 // enabled again.
-                tx.execute(&events::settle(
-                    dialect,
-                    &lease.destination,
-                    lease.seq,
-                    PENDING,
-                    attempts,
-                    now,
-                    *status,
-                    Some("410 Gone: destination disabled"),
-                    now,
-                ))
-                .await?;
-                return tx.commit().await;
+                return vec![
+                    events::disable_destination(dialect, &lease.destination, "410 Gone", now),
+                    events::settle(
+                        dialect,
+                        &lease.destination,
+                        lease.seq,
+                        PENDING,
+                        attempts,
+                        now,
+                        *status,
+                        Some("410 Gone: destination disabled"),
+                        now,
+                    ),
+                ];
             }
         };
-        let mut tx = self.store.begin().await?;
-        self.relaxed(&mut tx).await?;
-        tx.execute(&stmt).await?;
-        tx.commit().await
+        vec![stmt]
     }
 
     fn breaker(&self, destination: &str, f: impl FnOnce(&mut Breaker)) {
@@ -510,23 +523,6 @@ impl Relay {
             }
             Err(e) => tracing::warn!(error = %e, "events: cannot read pending deliveries"),
         }
-    }
-}
-
-impl Relay {
-    /// The relay's own transactions (leases, outcomes) need not wait for an fsync on
-    /// PostgreSQL: if one is lost in a crash, the delivery is simply made again under
-    /// the same event id, which at-least-once already allows. The events themselves
-    /// are written durably with the change.
-    async fn relaxed(&self, tx: &mut keel_store::Tx<'_>) -> Result<(), StoreError> {
-        if tx.dialect() == keel_store::Dialect::Postgres {
-            tx.execute(&keel_store::Stmt::new(
-                "SET LOCAL synchronous_commit TO OFF",
-                vec![],
-            ))
-            .await?;
-        }
-        Ok(())
     }
 }
 

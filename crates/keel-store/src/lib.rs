@@ -193,6 +193,21 @@ impl Store {
         }
     }
 
+    /// Refresh the query planner's statistics where they went stale: SQLite analyzes
+    /// (with bounded work) each table that grew or shrank tenfold since its last
+    /// `ANALYZE`, or has an index never analyzed. Statistics taken while the outbox
+    /// was empty (an `ANALYZE` right after seeding) otherwise make SQLite scan whole
+    /// tables for a range or a lookup list. PostgreSQL's autovacuum does this itself.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Backend::Sqlite(db) = &self.backend {
+            let mut tx = self.begin().await?;
+            tx.batch("PRAGMA optimize = 0x10002;").await?;
+            tx.commit().await?;
+            db.reload_statistics().await?;
+        }
+        Ok(())
+    }
+
     /// SQLite: how many write transactions shared how many commits (group commit);
     /// `None` on PostgreSQL.
     pub async fn write_stats(&self) -> Option<WriteStats> {

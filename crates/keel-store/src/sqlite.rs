@@ -332,6 +332,23 @@ impl SqliteDb {
         }
     }
 
+    /// Every reader loads the planner statistics the writer just refreshed (SQLite
+    /// reloads them only on the connection that ran `ANALYZE`) and forgets the plans
+    /// it cached. Waits until every reader is idle, and holds them for that moment.
+    pub(crate) async fn reload_statistics(&self) -> Result<(), StoreError> {
+        let n = u32::try_from(readers()).unwrap_or(u32::MAX);
+        let _all = self
+            .available
+            .acquire_many(n)
+            .await
+            .map_err(|_| StoreError::Other("store closed".into()))?;
+        for conn in self.idle().iter() {
+            conn.execute_batch("ANALYZE sqlite_schema;")?;
+            conn.flush_prepared_statement_cache();
+        }
+        Ok(())
+    }
+
     /// The idle readers. The lock is never held while a caller's code runs, so a
     /// poisoned lock (impossible today) would still guard a consistent list.
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {

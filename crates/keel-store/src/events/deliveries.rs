@@ -65,24 +65,39 @@ pub fn claim(
 }
 
 /// The events with these seqs: `seq, event_id, type, collection, record_id, actor,
-/// data, previous, occurred_at` (data and previous as JSON text).
-pub fn select_events(dialect: Dialect, seqs: &[i64]) -> Stmt {
-    let (data, previous) = match dialect {
-        Dialect::Sqlite => ("data", "previous"),
-        Dialect::Postgres => ("data::text", "previous::text"),
-    };
-    let list = params(dialect, 1, seqs.len().max(1));
-    let values = if seqs.is_empty() {
-        vec![Value::BigInt(Some(-1))]
-    } else {
-        seqs.iter().map(|s| (*s).into()).collect()
-    };
-    Stmt::new(
-        format!(
-            "SELECT seq, event_id, type, collection, record_id, actor, {data}, {previous}, occurred_at FROM _keel_events WHERE seq IN ({list})"
-        ),
-        values,
-    )
+/// data, previous, occurred_at` (data and previous as JSON text). PostgreSQL: one
+/// statement. SQLite: one rowid lookup per seq, because statistics taken while the
+/// outbox was empty (an `ANALYZE` right after seeding) make its planner answer an
+/// `IN` list, even a range, with a scan of the whole table: one per lease.
+pub fn select_events(dialect: Dialect, seqs: &[i64]) -> Vec<Stmt> {
+    const COLUMNS: &str = "seq, event_id, type, collection, record_id, actor";
+    match dialect {
+        Dialect::Sqlite => seqs
+            .iter()
+            .map(|seq| {
+                Stmt::new(
+                    format!(
+                        "SELECT {COLUMNS}, data, previous, occurred_at FROM _keel_events WHERE seq = ?"
+                    ),
+                    vec![(*seq).into()],
+                )
+            })
+            .collect(),
+        Dialect::Postgres => {
+            let list = params(dialect, 1, seqs.len().max(1));
+            let values = if seqs.is_empty() {
+                vec![Value::BigInt(Some(-1))]
+            } else {
+                seqs.iter().map(|s| (*s).into()).collect()
+            };
+            vec![Stmt::new(
+                format!(
+                    "SELECT {COLUMNS}, data::text, previous::text, occurred_at FROM _keel_events WHERE seq IN ({list})"
+                ),
+                values,
+            )]
+        }
+    }
 }
 
 /// Record a delivery's outcome: `state` (pending to retry, delivered, dead), the
