@@ -193,19 +193,27 @@ impl Store {
         }
     }
 
-    /// Refresh the query planner's statistics where they went stale: SQLite analyzes
-    /// (with bounded work) each table that grew or shrank tenfold since its last
-    /// `ANALYZE`, or has an index never analyzed. Statistics taken while the outbox
-    /// was empty (an `ANALYZE` right after seeding) otherwise make SQLite scan whole
-    /// tables for a range or a lookup list. PostgreSQL's autovacuum does this itself.
+    /// Refresh the query planner's statistics of the outbox, which grows from empty
+    /// and churns: SQLite analyzes (with bounded work) each table that grew or shrank
+    /// tenfold since its last `ANALYZE`, or has an index never analyzed; PostgreSQL
+    /// analyzes the outbox tables (autovacuum's thresholds lag a fast-growing queue).
+    /// Statistics taken while the outbox was small make SQLite scan whole tables for
+    /// a range or a lookup list, and PostgreSQL pick joins that walk the whole queue.
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
-        if let Backend::Sqlite(db) = &self.backend {
-            let mut tx = self.begin().await?;
-            tx.batch("PRAGMA optimize = 0x10002;").await?;
-            tx.commit().await?;
-            db.reload_statistics().await?;
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let mut tx = self.begin().await?;
+                tx.batch("PRAGMA optimize = 0x10002;").await?;
+                tx.commit().await?;
+                db.reload_statistics().await
+            }
+            Backend::Postgres(pool) => {
+                let client = pool.get().await?;
+                Ok(client
+                    .batch_execute("ANALYZE _keel_events, _keel_deliveries")
+                    .await?)
+            }
         }
-        Ok(())
     }
 
     /// SQLite: how many write transactions shared how many commits (group commit);

@@ -1,6 +1,6 @@
 //! Planner statistics on a real SQLite file: taken while the outbox was empty, they
 //! make the feed scan the whole events table; `refresh_statistics` brings back the
-//! rowid range every connection uses.
+//! rowid range every connection uses. PostgreSQL sessions run without JIT.
 #![allow(clippy::unwrap_used)]
 
 use keel_expr::Dialect;
@@ -62,4 +62,18 @@ async fn stale_statistics_are_refreshed_and_lookups_use_the_key_again() {
         fresh.contains("SEARCH _keel_events USING INTEGER PRIMARY KEY"),
         "{fresh}"
     );
+}
+
+/// Keel's PostgreSQL sessions never JIT-compile: a lease whose estimate passed
+/// `jit_above_cost` spent 12–200 ms compiling to run for half a millisecond.
+#[tokio::test]
+async fn postgres_sessions_run_without_jit() {
+    let url = std::env::var("KEEL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let store = Store::open(&url).await.unwrap();
+    let rows = store
+        .query(&Stmt::new("SHOW jit", vec![]), &[Storage::Text])
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0].as_str(), Some("off"));
 }

@@ -24,9 +24,13 @@ pub fn claim(
     limit: i64,
     after: i64,
 ) -> Stmt {
-    let lock = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+    // PostgreSQL: `OFFSET 0` keeps the "no earlier pending delivery of this record"
+    // check a lookup per candidate. Pulled up into an anti-join, with statistics from
+    // when the table was small, it walked every pending delivery of the destination
+    // for each candidate (66 ms per lease of 8 with 20,000 pending).
+    let (lock, fence) = match dialect {
+        Dialect::Sqlite => ("", ""),
+        Dialect::Postgres => (" FOR UPDATE SKIP LOCKED", " OFFSET 0"),
     };
     Stmt::new(
         format!(
@@ -40,7 +44,7 @@ pub fn claim(
                  AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
                  AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
                    WHERE e.destination = d.destination AND e.record_id = d.record_id \
-                     AND e.state = '{PENDING}' AND e.event_seq < d.event_seq) \
+                     AND e.state = '{PENDING}' AND e.event_seq < d.event_seq{fence}) \
                ORDER BY d.event_seq LIMIT {limit_p}{lock}) \
              RETURNING destination, event_seq, attempts",
             lease = p(dialect, 1),
