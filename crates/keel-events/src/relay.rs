@@ -35,6 +35,11 @@ pub struct RelaySettings {
     pub lease: Duration,
     /// At most this many deliveries in flight on this node.
     pub max_in_flight: usize,
+    /// Once caught up (a lease found fewer deliveries than it could take), wait this
+    /// long after the last lease before the next: under a stream of writes, each
+    /// commit's wake-up would otherwise cost a lease transaction of its own, taken on
+    /// the same (SQLite: the one) writer the requests need.
+    pub linger: Duration,
     /// Events are pruned this long after they occurred (once settled).
     pub retention: Duration,
     /// How often to prune and refresh the pending gauges.
@@ -52,6 +57,7 @@ impl Default for RelaySettings {
             // leases on within this.
             lease: Duration::from_secs(30),
             max_in_flight: 64,
+            linger: Duration::from_millis(5),
             retention: Duration::from_secs(keel_spec::DEFAULT_EVENT_RETENTION_SECS),
             housekeeping: Duration::from_secs(5),
             schedule: RetrySchedule::default(),
@@ -154,13 +160,23 @@ impl Relay {
         // first tick is now, for what a previous run left).
         let mut statistics = tokio::time::interval(STATISTICS_EVERY);
         statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut caught_up = false;
+        let mut last_claim = Instant::now();
         loop {
             let free = self.settings.max_in_flight.saturating_sub(tasks.len());
             let mut claimed = 0;
             if free > 0 && !self.sinks.is_empty() {
+                if caught_up {
+                    let since = last_claim.elapsed();
+                    if since < self.settings.linger {
+                        tokio::time::sleep(self.settings.linger - since).await;
+                    }
+                }
+                last_claim = Instant::now();
                 match self.claim(free).await {
-                    Ok(leases) => {
+                    Ok((leases, wanted)) => {
                         claimed = leases.len();
+                        caught_up = claimed < wanted;
                         for lease in leases {
                             let relay = self.clone();
                             let outcomes = outcomes.clone();
@@ -254,10 +270,12 @@ impl Relay {
 
     /// Lease up to `free` due deliveries (per destination, within its allowance) and
     /// load their events.
-    async fn claim(&self, free: usize) -> Result<Vec<Lease>, StoreError> {
+    /// Also returns how many could have been leased (the allowances' sum).
+    async fn claim(&self, free: usize) -> Result<(Vec<Lease>, usize), StoreError> {
         let allowances = self.allowances(free).await?;
+        let wanted = allowances.iter().map(|(_, n)| n).sum();
         if allowances.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let dialect = self.store.dialect();
         let now = OffsetDateTime::now_utc();
@@ -305,7 +323,7 @@ impl Relay {
         }
         if leased.is_empty() {
             tx.rollback().await?;
-            return Ok(Vec::new());
+            return Ok((Vec::new(), wanted));
         }
         let seqs: Vec<i64> = leased.iter().filter_map(|r| r[1].as_i64()).collect();
         let mut rows = Vec::with_capacity(seqs.len());
@@ -365,7 +383,7 @@ impl Relay {
                 *in_flight.entry(l.destination.clone()).or_default() += 1;
             }
         }
-        Ok(leases)
+        Ok((leases, wanted))
     }
 
     /// One attempt, and its outcome recorded (committed with others that finish
