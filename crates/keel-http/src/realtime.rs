@@ -156,11 +156,10 @@ fn sse(subscription: Subscription) -> impl IntoResponse {
         let mut sub = state?;
         match sub.next().await? {
             Message::Event(e) => {
-                let data = serde_json::to_string(&e.envelope).unwrap_or_default();
                 let event = Event::default()
                     .id(e.position.to_cursor())
-                    .event(e.envelope.kind.clone())
-                    .data(data);
+                    .event(&e.envelope.kind)
+                    .data(e.envelope_json());
                 Some((Ok::<_, std::convert::Infallible>(event), Some(sub)))
             }
             // After a reset the stream ends; its id is where the live stream is, so

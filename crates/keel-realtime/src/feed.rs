@@ -21,6 +21,24 @@ use std::time::Duration;
 pub struct FeedEvent {
     pub position: Position,
     pub envelope: Envelope,
+    /// The envelope as JSON, serialized once for every subscriber it goes to.
+    json: std::sync::OnceLock<String>,
+}
+
+impl FeedEvent {
+    pub fn new(position: Position, envelope: Envelope) -> Self {
+        Self {
+            position,
+            envelope,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The envelope as JSON (what SSE's `data:` and a WebSocket's `event` carry).
+    pub fn envelope_json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.envelope).unwrap_or_default())
+    }
 }
 
 /// Read up to `limit` events after `after`, in stream order.
@@ -68,9 +86,9 @@ fn event_of(engine: &Engine, row: Vec<Json>) -> Option<FeedEvent> {
             _ => None,
         }
     };
-    Some(FeedEvent {
+    Some(FeedEvent::new(
         position,
-        envelope: Envelope {
+        Envelope {
             id: uuid::Uuid::parse_str(row[2].as_str()?).ok()?,
             kind: row[3].as_str()?.to_string(),
             record_id: uuid::Uuid::parse_str(row[5].as_str()?).ok()?,
@@ -80,7 +98,7 @@ fn event_of(engine: &Engine, row: Vec<Json>) -> Option<FeedEvent> {
             occurred_at: row[9].as_str()?.to_string(),
             collection,
         },
-    })
+    ))
 }
 
 /// The newest settled position (where a live-only subscriber starts).

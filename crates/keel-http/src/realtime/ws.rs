@@ -51,7 +51,7 @@ use axum::response::{IntoResponse, Response};
 use keel_core::{ErrorCode, Principal};
 use keel_expr::Typed;
 use keel_realtime::{Message, Subscription};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -204,12 +204,18 @@ enum ClientMessage {
     },
 }
 
-#[derive(Serialize)]
-struct EventMessage<'a, E> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    cursor: String,
-    event: &'a E,
+/// An `event` message: `{"type":"event","cursor":…,"event":{envelope}}`, the
+/// envelope's JSON serialized once for every subscriber.
+fn event_message(e: &keel_realtime::FeedEvent) -> String {
+    let cursor = Value::String(e.position.to_cursor()).to_string();
+    let event = e.envelope_json();
+    let mut out = String::with_capacity(event.len() + cursor.len() + 32);
+    out.push_str(r#"{"type":"event","cursor":"#);
+    out.push_str(&cursor);
+    out.push_str(r#","event":"#);
+    out.push_str(event);
+    out.push('}');
+    out
 }
 
 /// A problem as an `error` message.
@@ -319,12 +325,7 @@ impl Session {
                         }
                         Some(Message::Event(e)) => {
                             after_reset = false;
-                            serde_json::to_string(&EventMessage {
-                                kind: "event",
-                                cursor: e.position.to_cursor(),
-                                event: &e.envelope,
-                            })
-                            .unwrap_or_default()
+                            event_message(&e)
                         }
                         Some(Message::Reset) => {
                             after_reset = true;
