@@ -12,6 +12,9 @@ your own; subscribers are anonymous, so the rule reads only the record's fields)
    stamp (Keel's `occurred_at`, PocketBase's `created`, both stamped just before the
    insert on this machine's clock). Targets: p50 ≤ 50 ms, p99 ≤ 250 ms; deliveries/s
    ≥ 10× PocketBase in the same run and ≥ 40,000/s per node.
+3. Capacity: the same subscribers with 400 creates/s offered (8 writer connections)
+   for 10 s: what each system sustains once saturated. At 100/s Keel's deliveries/s
+   is the offered load (100,000/s), so the ratio to PocketBase is read here too.
 
 The client is bench/ceiling/src/bin/subscribers.rs (`keel-bench-subscribers`, raw
 HTTP/1.1 on tokio); it shares the server's cores. Run through bench/realtime.sh, which
@@ -86,6 +89,13 @@ class RealtimeBench(h.Bench):
                   f"{r['events']}/{r['expected']} deliveries, {r['per_second']:.0f}/s, "
                   f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
                   + (f", writer: {r['write_error']}" if r.get("write_error") else ""))
+            if self.a.capacity_rate > 0:
+                time.sleep(2.0)
+                r = subscribers(self.a, kind, s.server.port, self.a.fanout, rate=self.a.capacity_rate,
+                                seconds=self.a.capacity_seconds, token=s.token, user=s.user)
+                out["capacity"] = r
+                h.log(f"{system}: capacity {r['acked_writes']} creates, {r['events']}/{r['expected']} "
+                      f"deliveries, {r['per_second']:.0f}/s, p50 {r['p50_ms']:.1f} ms")
         finally:
             s.server.stop()
         return out
@@ -119,10 +129,14 @@ def report(res: dict, info: dict, a, when: str) -> str:
         lines.append(f"| ≥ 40,000 authorized deliveries/s per node | {f['per_second']:,.0f}/s "
                      f"({f['events']:,} of {f['expected']:,}) | {mark(f['per_second'] >= 40_000)} |")
         if pb:
-            ratio = f["per_second"] / pb["fanout"]["per_second"] if pb["fanout"]["per_second"] else None
-            lines.append(f"| deliveries/s ≥ 10× PocketBase | "
-                         f"{h.fmt_ratio(ratio)} ({pb['fanout']['per_second']:,.0f}/s) | "
-                         f"{mark(ratio is not None and ratio >= 10)} |")
+            for part, label in (("fanout", f"at {a.rate:g} creates/s offered"),
+                                ("capacity", f"saturated ({a.capacity_rate:g} creates/s offered)")):
+                if part not in k or part not in pb:
+                    continue
+                mine, theirs = k[part]["per_second"], pb[part]["per_second"]
+                ratio = mine / theirs if theirs else None
+                lines.append(f"| deliveries/s ≥ 10× PocketBase, {label} | {h.fmt_ratio(ratio)} "
+                             f"({mine:,.0f}/s vs {theirs:,.0f}/s) | {mark(ratio is not None and ratio >= 10)} |")
     lines += ["", "## Idle streams", "", "| system | open | failed | RSS before | RSS open | per stream |",
               "|---|---:|---:|---:|---:|---:|"]
     for name, r in res.items():
@@ -139,6 +153,18 @@ def report(res: dict, info: dict, a, when: str) -> str:
         lines.append(f"| {name} | {f['ready']:,} | {f['acked_writes']:,} | {f['events']:,} | "
                      f"{share:.1%} | {f['per_second']:,.0f} | {f['p50_ms']:.1f} ms | "
                      f"{f['p90_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['max_ms']:.1f} ms |")
+    if any("capacity" in r for r in res.values()):
+        lines += ["", f"## Capacity: {a.fanout:,} subscribers, {a.capacity_rate:g} creates/s offered "
+                  f"for {a.capacity_seconds:g} s (8 writer connections; what each system sustains)", "",
+                  "| system | creates/s sustained | deliveries | of expected | deliveries/s | p50 | p99 |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in res.items():
+            f = r.get("capacity")
+            if not f:
+                continue
+            share = f["events"] / f["expected"] if f["expected"] else 0
+            lines.append(f"| {name} | {f['acked_writes'] / a.capacity_seconds:,.0f} | {f['events']:,} | "
+                         f"{share:.1%} | {f['per_second']:,.0f} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms |")
     return "\n".join(lines) + "\n"
 
 
@@ -149,6 +175,9 @@ def main() -> int:
     p.add_argument("--fanout", type=int, default=1_000, help="subscribers during the writes")
     p.add_argument("--rate", type=float, default=100.0, help="creates per second")
     p.add_argument("--seconds", type=float, default=20.0, help="how long to write")
+    p.add_argument("--capacity-rate", type=float, default=400.0,
+                   help="creates per second offered to find each system's saturation (0: skip)")
+    p.add_argument("--capacity-seconds", type=float, default=10.0)
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--posts", type=int, default=100_000)
     p.add_argument("--smoke", action="store_true", help="seconds: few streams, tiny data")
@@ -163,6 +192,7 @@ def main() -> int:
     a = p.parse_args()
     if a.smoke:
         a.idle, a.fanout, a.rate, a.seconds, a.users, a.posts = 50, 20, 20.0, 2.0, 50, 200
+        a.capacity_rate = 0.0
         a.systems = "keel-sqlite"
     a.systems = [s for s in a.systems.split(",") if s]
     a.warmup, a.duration, a.runs, a.concurrency, a.workloads = 1, 1, 1, [1], []

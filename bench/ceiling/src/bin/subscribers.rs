@@ -329,9 +329,33 @@ async fn subscribe_pocketbase(a: &Args, i: usize, client: &str) -> Result<(), St
     Ok(())
 }
 
+/// Writers sharing the rate, each on its own keep-alive connection: the offered load
+/// stays the rate while a create takes up to this many periods (a server slowed by
+/// its own broadcasting is not let off by a waiting client).
+const WRITERS: u64 = 8;
+
 /// Creates at `write_rate` per second for `write_seconds`, public posts, as the
-/// benchmark user. Returns how many the server acknowledged.
-async fn write(a: Arc<Args>) -> Result<u64, String> {
+/// benchmark user, over [`WRITERS`] connections. Returns how many the server
+/// acknowledged.
+async fn write_all(a: Arc<Args>) -> Result<u64, String> {
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let a = a.clone();
+        writers.spawn(async move {
+            // Staggered, so the creates are spread over each period.
+            tokio::time::sleep(Duration::from_secs_f64(w as f64 / a.write_rate)).await;
+            write(a, w).await
+        });
+    }
+    let mut acked = 0;
+    while let Some(r) = writers.join_next().await {
+        acked += r.map_err(|e| e.to_string())??;
+    }
+    Ok(acked)
+}
+
+/// One writer: `write_rate / WRITERS` creates per second.
+async fn write(a: Arc<Args>, w: u64) -> Result<u64, String> {
     let tcp = TcpStream::connect(("127.0.0.1", a.port))
         .await
         .map_err(|e| format!("writer: {e}"))?;
@@ -340,11 +364,11 @@ async fn write(a: Arc<Args>) -> Result<u64, String> {
         System::Keel => ("/v1/posts", format!("Bearer {}", a.token)),
         System::PocketBase => ("/api/collections/posts/records", a.token.clone()),
     };
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.write_rate));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(WRITERS as f64 / a.write_rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let until = Instant::now() + Duration::from_secs_f64(a.write_seconds);
     let mut acked = 0;
-    let mut n = 0u64;
+    let mut n = w * 1_000_000;
     while Instant::now() < until {
         tick.tick().await;
         n += 1;
@@ -427,7 +451,7 @@ async fn main() {
     let mut acked = 0;
     let mut write_error = None;
     if a.write_rate > 0.0 {
-        let writer = tokio::spawn(write(a.clone()));
+        let writer = tokio::spawn(write_all(a.clone()));
         let collect = async {
             while let Some(r) = rx.recv().await {
                 if let Report::Event(lat, at) = r {
