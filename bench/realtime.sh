@@ -22,7 +22,9 @@ done
 PB_VERSION="0.40.6"
 tools="${KEEL_TOOLS_DIR:-$HOME/.cache/keel-tools}"
 venv="$tools/bench-venv"
-if ! "$venv/bin/pocketbase" --version 2>/dev/null | grep -q "$PB_VERSION"; then
+smoke=0
+for arg in "$@"; do [ "$arg" = "--smoke" ] && smoke=1; done
+if [ "$smoke" = 0 ] && ! "$venv/bin/pocketbase" --version 2>/dev/null | grep -q "$PB_VERSION"; then
   echo "bench: installing PocketBase $PB_VERSION into $venv" >&2
   mkdir -p "$tools"
   python3 -m venv "$venv"

@@ -20,3 +20,4 @@ else
 fi
 scripts/schemathesis.sh
 bench/run.sh --smoke   # the benchmark harness in seconds on small data (no speed asserted), so it never rots
+bench/realtime.sh --smoke   # the realtime benchmark likewise: every delivery must arrive
