@@ -15,6 +15,7 @@
 //! Errors carry `extensions.code` (the slug of the shared [`ErrorCode`] table) and,
 //! for validation and conflicts, `extensions.errors` with the failing fields.
 
+mod documents;
 mod names;
 mod operations;
 mod refs;
@@ -84,6 +85,7 @@ pub struct GraphQl {
     schema: async_graphql::dynamic::Schema,
     options: Options,
     core: Arc<Core>,
+    documents: documents::DocumentCache,
 }
 
 /// The answer to one GraphQL request.
@@ -114,6 +116,7 @@ impl GraphQl {
             schema,
             options,
             core,
+            documents: documents::DocumentCache::default(),
         })
     }
 
@@ -197,6 +200,15 @@ impl GraphQl {
             )));
         }
         let operation_name = request.operation_name.clone();
+        match self.documents.get(&request.query) {
+            Some(doc) => request.set_parsed_query(doc),
+            None => {
+                if let Ok(doc) = request.parsed_query() {
+                    let doc = doc.clone();
+                    self.documents.insert(&request.query, doc);
+                }
+            }
+        }
         let doc = match request.parsed_query() {
             Ok(doc) => doc,
             Err(mut e) => {

@@ -56,7 +56,11 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
 }
 
 fn answer(status: StatusCode, body: &Json, graphql_response: bool) -> Response {
-    let mut res = (status, body.to_string()).into_response();
+    answer_bytes(status, body.to_string().into_bytes(), graphql_response)
+}
+
+fn answer_bytes(status: StatusCode, body: Vec<u8>, graphql_response: bool) -> Response {
+    let mut res = (status, body).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(if graphql_response {
@@ -66,6 +70,26 @@ fn answer(status: StatusCode, body: &Json, graphql_response: bool) -> Response {
         }),
     );
     res
+}
+
+/// The response body, `{data, errors, extensions}` (data left out after a request
+/// error), serialized straight from the executor's values.
+fn execution_result_bytes(response: &async_graphql::Response, with_data: bool) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a async_graphql::Value>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        errors: &'a [async_graphql::ServerError],
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    }
+    serde_json::to_vec(&Body {
+        data: with_data.then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    })
+    .unwrap_or_default()
 }
 
 /// A request that is not a GraphQL request: 400 (or `status`) with one error.
@@ -219,7 +243,7 @@ pub async fn serve(
         Err((status, message, code)) => return refuse(status, &message, code, graphql_response),
     };
     let outcome = graphql.execute(principal, ip, request, get).await;
-    let body = ws::execution_result(&outcome.response, !outcome.request_error);
+    let body = execution_result_bytes(&outcome.response, !outcome.request_error);
     let status = if outcome.mutation_refused {
         StatusCode::METHOD_NOT_ALLOWED
     } else if outcome.request_error && graphql_response {
@@ -227,7 +251,7 @@ pub async fn serve(
     } else {
         StatusCode::OK
     };
-    let mut res = answer(status, &body, graphql_response);
+    let mut res = answer_bytes(status, body, graphql_response);
     if outcome.mutation_refused {
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
