@@ -205,7 +205,8 @@ impl Store {
                 let mut tx = self.begin().await?;
                 tx.batch("PRAGMA optimize = 0x10002;").await?;
                 tx.commit().await?;
-                db.reload_statistics().await
+                db.reload_statistics();
+                Ok(())
             }
             Backend::Postgres(pool) => {
                 let client = pool.get().await?;

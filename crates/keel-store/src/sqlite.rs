@@ -7,7 +7,7 @@ use crate::bind::{SqliteParam, sqlite_json};
 use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 use rusqlite::{Connection, OpenFlags};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Semaphore;
 
@@ -145,10 +145,19 @@ pub struct SqliteDb {
     pub(crate) arrivals: AtomicUsize,
     /// Idle readers. Invariant: the semaphore's permits never outnumber them, so
     /// a permit always finds a connection here.
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Reader>>,
     available: Semaphore,
+    /// Bumped when the writer refreshed the planner statistics: a reader that saw an
+    /// older one reloads them before its next statement.
+    statistics: AtomicU64,
     /// Where a reader lost to a panic is opened again.
     location: Location,
+}
+
+/// An idle reader and the statistics epoch its planner has loaded.
+struct Reader {
+    conn: Connection,
+    statistics: u64,
 }
 
 /// Reader connections: statements run inline on the runtime's workers, so one per
@@ -224,7 +233,10 @@ impl SqliteDb {
         let mut readers = Vec::with_capacity(n);
         for _ in 0..n {
             let r = open(loc)?;
-            readers.push(r);
+            readers.push(Reader {
+                conn: r,
+                statistics: 0,
+            });
         }
         Ok(Self {
             writer: tokio::sync::Mutex::new(WriterConn {
@@ -236,6 +248,7 @@ impl SqliteDb {
             arrivals: AtomicUsize::new(0),
             readers: Mutex::new(readers),
             available: Semaphore::new(n),
+            statistics: AtomicU64::new(0),
             location: loc.clone(),
         })
     }
@@ -310,20 +323,29 @@ impl SqliteDb {
             .acquire()
             .await
             .map_err(|_| StoreError::Other("store closed".into()))?;
-        let conn = self
+        let Reader {
+            conn,
+            mut statistics,
+        } = self
             .idle()
             .pop()
             .ok_or_else(|| StoreError::Other("no reader available".into()))?;
+        let current = self.statistics.load(Ordering::Acquire);
+        if statistics != current && conn.execute_batch("ANALYZE sqlite_schema;").is_ok() {
+            conn.flush_prepared_statement_cache();
+            statistics = current;
+        }
         // Nothing between the pop and the push awaits, so only a panic can keep the
         // connection from coming back.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn))) {
             Ok(result) => {
-                self.idle().push(conn);
+                self.idle().push(Reader { conn, statistics });
                 result
             }
             Err(panic) => {
                 match self.recover(conn) {
-                    Some(conn) => self.idle().push(conn),
+                    // A fresh connection loads the statistics as it opens.
+                    Some(conn) => self.idle().push(Reader { conn, statistics }),
                     // No connection to give back: the permit goes with it.
                     None => permit.forget(),
                 }
@@ -333,25 +355,15 @@ impl SqliteDb {
     }
 
     /// Every reader loads the planner statistics the writer just refreshed (SQLite
-    /// reloads them only on the connection that ran `ANALYZE`) and forgets the plans
-    /// it cached. Waits until every reader is idle, and holds them for that moment.
-    pub(crate) async fn reload_statistics(&self) -> Result<(), StoreError> {
-        let n = u32::try_from(readers()).unwrap_or(u32::MAX);
-        let _all = self
-            .available
-            .acquire_many(n)
-            .await
-            .map_err(|_| StoreError::Other("store closed".into()))?;
-        for conn in self.idle().iter() {
-            conn.execute_batch("ANALYZE sqlite_schema;")?;
-            conn.flush_prepared_statement_cache();
-        }
-        Ok(())
+    /// reloads them only on the connection that ran `ANALYZE`), and forgets the plans
+    /// it cached, before its next statement.
+    pub(crate) fn reload_statistics(&self) {
+        self.statistics.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The idle readers. The lock is never held while a caller's code runs, so a
     /// poisoned lock (impossible today) would still guard a consistent list.
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
         self.readers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
