@@ -152,16 +152,21 @@ allow_private = true
             self.receiver.wait_for(10**9, stall=2.0, limit=120.0)
             for i in range(self.a.runs):
                 res["load"].append(load())
-                r = self.creates(off, self.a.conns, self.a.duration)
-                res["off"].append(r)
-                self.receiver.reset()
-                r2 = self.creates(on, self.a.conns, self.a.duration)
-                res["on"].append(r2)
-                at_end = self.receiver.stats()["delivered"]
-                st = self.receiver.wait_for(r2["ok"], stall=5.0)
-                res["on_delivered"].append({"at_end_of_run": at_end, "after_drain": st["delivered"],
-                                            "created": r2["ok"]})
-                res["on_latency"].append(st)
+                # Which side goes first alternates (off-on, on-off, …): a machine that
+                # warms up or slows down over the pair does not favour one side.
+                for side in (("off", "on") if i % 2 == 0 else ("on", "off")):
+                    if side == "off":
+                        r = self.creates(off, self.a.conns, self.a.duration)
+                        res["off"].append(r)
+                        continue
+                    self.receiver.reset()
+                    r2 = self.creates(on, self.a.conns, self.a.duration)
+                    res["on"].append(r2)
+                    at_end = self.receiver.stats()["delivered"]
+                    st = self.receiver.wait_for(r2["ok"], stall=5.0)
+                    res["on_delivered"].append({"at_end_of_run": at_end, "after_drain": st["delivered"],
+                                                "created": r2["ok"]})
+                    res["on_latency"].append(st)
                 h.log(f"{backend} run {i + 1}: off {r['rps']:.0f} req/s, on {r2['rps']:.0f} req/s "
                       f"({r2['rps'] / r['rps']:.2f}×); delivered {at_end}/{r2['ok']} by the end of "
                       f"the run, {st['delivered']} after draining; load {' '.join(load())}")
@@ -304,7 +309,7 @@ def report(res: dict, info: dict, a, when: str) -> str:
             c = r["cost"]
             out += ["", f"## 1. Create throughput, events off vs on — {b}", "",
                     f"wrk, create workload, {a.conns} connections, {a.warmup} s warm-up each, then "
-                    f"{a.runs} × {a.duration} s per side, alternating off/on (the relay's backlog "
+                    f"{a.runs} × {a.duration} s per side, alternating which side goes first (off-on, on-off, …; the relay's backlog "
                     "drained after each \"on\" run). Off: bench/keel.toml. On: the same plus one "
                     "webhook on `posts.*`, signed, `allow_private = true`, to the receiver "
                     "(200 at once).", "",
