@@ -505,8 +505,14 @@ impl Relay {
         if let Ok(mut breakers) = self.breakers.lock()
             && let Some(b) = breakers.get_mut(destination)
         {
+            let before = b.state();
             f(b);
-            self.metrics.set_breaker(destination, b.state());
+            let after = b.state();
+            self.metrics.set_breaker(destination, after);
+            // Deliveries stop or resume here: say so at the default log level.
+            if after != before {
+                tracing::warn!(destination, from = ?before, to = ?after, "events: the destination's circuit breaker changed state");
+            }
         }
     }
 
