@@ -45,6 +45,13 @@ pub struct Engine {
     pub(crate) committed: Arc<tokio::sync::Notify>,
     /// Signalled after every committed write, so the realtime feed reads at once.
     pub(crate) feed: Arc<tokio::sync::Notify>,
+    /// Where records by id are cached (`None`: nowhere), see [`crate::cache`].
+    pub(crate) cache: Option<Arc<dyn crate::cache::RecordCache>>,
+    /// The collections served from the cache, with their schema fingerprints.
+    pub(crate) cached_collections: HashMap<String, u64>,
+    pub(crate) cache_stats: Arc<crate::cache::CacheStats>,
+    /// Who wrote recently (only with replicas): their reads go to the primary.
+    pub(crate) recent_writes: Option<Arc<dyn crate::recent_writes::RecentWrites>>,
 }
 
 impl Engine {
@@ -86,6 +93,107 @@ impl Engine {
             filters: Default::default(),
             committed: Default::default(),
             feed: Default::default(),
+            cache: None,
+            cached_collections: HashMap::new(),
+            cache_stats: Default::default(),
+            recent_writes: None,
+        }
+    }
+
+    /// With replicas: note writers in `recent`, and send their reads to the primary
+    /// while they are there.
+    pub fn with_recent_writes(
+        mut self,
+        recent: Arc<dyn crate::recent_writes::RecentWrites>,
+    ) -> Self {
+        self.recent_writes = Some(recent);
+        self
+    }
+
+    /// Rows of a read a replica may answer: from a replica unless `principal` wrote
+    /// within the read-your-writes window, is Keel itself, or there are no replicas.
+    pub(crate) async fn read_rows(
+        &self,
+        principal: &Principal,
+        stmt: &keel_store::Stmt,
+        columns: &[Storage],
+    ) -> Result<Vec<keel_store::Row>, CoreError> {
+        let Some(recent) = self.recent_writes.as_deref() else {
+            return Ok(self.store.query(stmt, columns).await?);
+        };
+        // Keel's own reads (identity flows reading what they just wrote) are primary.
+        let fresh = match crate::recent_writes::writer_key(principal) {
+            Some(who) => recent.recent(&who).await,
+            None => true,
+        };
+        Ok(if fresh {
+            self.store.query(stmt, columns).await?
+        } else {
+            self.store.query_replica(stmt, columns).await?
+        })
+    }
+
+    /// After a committed write: `principal` reads the primary for a while.
+    pub(crate) async fn note_write(&self, principal: &Principal) {
+        if let (Some(recent), Some(who)) = (
+            self.recent_writes.as_deref(),
+            crate::recent_writes::writer_key(principal),
+        ) {
+            recent.mark(&who).await;
+        }
+    }
+
+    /// Serve gets by id from `cache` (for the collections whose read rule it can
+    /// decide in memory) and write every committed change through to it.
+    pub fn with_cache(mut self, cache: Arc<dyn crate::cache::RecordCache>) -> Self {
+        self.cached_collections = self
+            .model
+            .collections
+            .iter()
+            .filter(|c| crate::cache::cacheable(c))
+            .map(|c| (c.name.clone(), crate::cache::schema_fingerprint(c)))
+            .collect();
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The record cache's kind (`local`, `redis`) and its hit counts, if there is one.
+    pub fn cache(&self) -> Option<(&'static str, &crate::cache::CacheStats)> {
+        self.cache.as_ref().map(|c| (c.kind(), &*self.cache_stats))
+    }
+
+    /// The cache and the key of a record, when its collection is cached.
+    pub(crate) fn cache_key<'a>(
+        &'a self,
+        collection: &'a str,
+        id: uuid::Uuid,
+    ) -> Option<(
+        &'a dyn crate::cache::RecordCache,
+        crate::cache::CacheKey<'a>,
+    )> {
+        let cache = self.cache.as_deref()?;
+        let schema = *self.cached_collections.get(collection)?;
+        Some((
+            cache,
+            crate::cache::CacheKey {
+                collection,
+                schema,
+                id,
+            },
+        ))
+    }
+
+    /// Write committed changes through to the cache (before the write answers, so
+    /// the writer's next read sees them): a record's new stored form, or a delete.
+    pub(crate) async fn cache_written(&self, changes: Vec<crate::write::Touched>) {
+        for t in changes {
+            if let Some((cache, key)) = self.cache_key(&t.collection, t.id) {
+                let entry = match t.record {
+                    Some(record) => crate::cache::Cached::record(record),
+                    None => crate::cache::Cached::Deleted,
+                };
+                cache.put(key, entry).await;
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! Knows nothing of HTTP; every surface (REST now, GraphQL and realtime later) calls
 //! [`Engine`].
 
+pub mod cache;
 pub mod crypto;
 pub mod cursor;
 mod engine;
@@ -10,6 +11,7 @@ mod ops;
 pub mod principal;
 mod query;
 pub mod ratelimit;
+pub mod recent_writes;
 mod record;
 pub mod sql;
 mod statements;

@@ -2,7 +2,7 @@
 //! against a port nothing listens on.
 
 use keel_core::ratelimit::Quota;
-use keel_redis::RedisLimitStore;
+use keel_redis::{RedisLimitStore, RedisLink};
 use std::time::Duration;
 
 fn prefix(test: &str) -> String {
@@ -13,6 +13,11 @@ fn uuid_ish() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+fn limit_store(url: &str, prefix: impl Into<String>) -> RedisLimitStore {
+    let link = RedisLink::new(url).expect("a Redis URL");
+    RedisLimitStore::new(std::sync::Arc::new(link), prefix)
 }
 
 fn quota(requests: u32) -> Quota {
@@ -26,8 +31,8 @@ fn quota(requests: u32) -> Quota {
 #[tokio::test]
 async fn two_stores_share_one_limit_with_the_same_decisions_as_in_process() {
     let p = prefix("shared");
-    let a = RedisLimitStore::new("redis://127.0.0.1:6379", p.clone()).expect("a");
-    let b = RedisLimitStore::new("redis://127.0.0.1:6379", p).expect("b");
+    let a = limit_store("redis://127.0.0.1:6379", p.clone());
+    let b = limit_store("redis://127.0.0.1:6379", p);
     let q = quota(3);
     let mut decisions = Vec::new();
     for i in 0..5 {
@@ -63,7 +68,7 @@ async fn two_stores_share_one_limit_with_the_same_decisions_as_in_process() {
 #[tokio::test]
 async fn keys_expire_once_the_allowance_is_whole() {
     let p = prefix("ttl");
-    let s = RedisLimitStore::new("redis://127.0.0.1:6379", p.clone()).expect("store");
+    let s = limit_store("redis://127.0.0.1:6379", p.clone());
     let q = Quota {
         name: "short".into(),
         requests: 2,
@@ -84,7 +89,7 @@ async fn keys_expire_once_the_allowance_is_whole() {
 #[tokio::test]
 async fn an_unreachable_redis_falls_back_per_node_and_says_so() {
     // Nothing listens on port 1.
-    let s = RedisLimitStore::new("redis://127.0.0.1:1", "keel-test:down:").expect("store");
+    let s = limit_store("redis://127.0.0.1:1", "keel-test:down:");
     let q = quota(2);
     let d: Vec<bool> = {
         let mut v = Vec::new();

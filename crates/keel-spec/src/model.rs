@@ -62,6 +62,8 @@ pub struct Server {
     pub redis: Option<String>,
     /// Peers whose `X-Forwarded-For` / `Forwarded` name the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// `postgres://…` read replicas of `database`.
+    pub replicas: Vec<String>,
 }
 
 /// An IP network, `10.0.0.0/8` or `::1/128`; a bare address is one host.
@@ -522,6 +524,7 @@ impl fmt::Debug for Server {
             tls_key,
             redis,
             trusted_proxies,
+            replicas,
         } = self;
         f.debug_struct("Server")
             .field("addr", addr)
@@ -533,6 +536,10 @@ impl fmt::Debug for Server {
             .field("tls_key", tls_key)
             .field("redis", &redis.as_deref().map(UrlRedacted))
             .field("trusted_proxies", trusted_proxies)
+            .field(
+                "replicas",
+                &replicas.iter().map(|r| UrlRedacted(r)).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -54,9 +54,11 @@ pub fn json_schema() -> Value {
                 "cors_origins": {"type": "array", "items": {"type": "string"}, "description": "Origins allowed by CORS, e.g. https://app.example.com, or *"},
                 "tls_cert": {"type": "string", "description": "PEM certificate chain; with tls_key, serve HTTPS"},
                 "tls_key": {"type": "string", "description": "PEM private key"},
-                "redis": {"type": "string", "description": "redis://… shared by every node for rate limits and login throttles; use ${KEEL_REDIS_URL}"},
+                "redis": {"type": "string", "description": "redis://… shared by every node for rate limits, login throttles, the record cache and read-your-writes; use ${KEEL_REDIS_URL}"},
                 "trusted_proxies": {"type": "array", "items": {"type": "string"},
-                    "description": "Addresses or networks (10.0.0.0/8) of proxies whose X-Forwarded-For / Forwarded name the client (KEEL_TRUSTED_PROXIES)"}}},
+                    "description": "Addresses or networks (10.0.0.0/8) of proxies whose X-Forwarded-For / Forwarded name the client (KEEL_TRUSTED_PROXIES)"},
+                "replicas": {"type": "array", "items": {"type": "string"},
+                    "description": "postgres://… read replicas of the database: reads go to them, writes and a caller's reads right after its writes to the primary (KEEL_DATABASE_REPLICAS)"}}},
             "auth": {"type": "object", "additionalProperties": false, "properties": {
                 "password": {"type": "boolean"},
                 "password_min_length": {"type": "integer", "minimum": 8, "maximum": 128},

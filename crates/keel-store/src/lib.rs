@@ -13,6 +13,7 @@ mod error;
 pub mod events;
 pub mod migrate;
 mod postgres;
+pub mod replicas;
 pub mod schema;
 mod sqlite;
 pub mod system;
@@ -25,6 +26,8 @@ pub use sqlite::WriteStats;
 
 use keel_spec::Storage;
 use std::sync::Arc;
+
+pub use replicas::Replicas;
 
 /// A statement and its bound values, as sea-query builds them.
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub type Row = Vec<serde_json::Value>;
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Read replicas of a PostgreSQL primary (see [`replicas`]).
+    replicas: Option<Arc<replicas::Replicas>>,
     /// PostgreSQL's connection settings, for a LISTEN connection of its own.
     pg_config: Option<Arc<tokio_postgres::Config>>,
 }
@@ -93,7 +98,11 @@ impl Store {
         } else {
             return Err(StoreError::InvalidUrl(redact(url)));
         };
-        let store = Self { backend, pg_config };
+        let store = Self {
+            backend,
+            pg_config,
+            replicas: None,
+        };
         store.bootstrap().await?;
         Ok(store)
     }
@@ -162,6 +171,46 @@ impl Store {
                 let client = pool.get().await?;
                 postgres::query(&client, stmt, columns).await
             }
+        }
+    }
+
+    /// Serve reads that may be a little behind (see [`Store::query_replica`]) from
+    /// these replicas. PostgreSQL only.
+    pub fn with_replicas(mut self, replicas: replicas::Replicas) -> Result<Self, StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Err(StoreError::Other(
+                "read replicas need a PostgreSQL primary".into(),
+            ));
+        }
+        self.replicas = Some(Arc::new(replicas));
+        Ok(self)
+    }
+
+    /// The replicas, if any (for metrics and routing).
+    pub fn replicas(&self) -> Option<&replicas::Replicas> {
+        self.replicas.as_deref()
+    }
+
+    /// A read that may be answered by a replica in service (as of `max_lag` ago at
+    /// worst); the primary answers when there is none, or when the replica fails.
+    pub async fn query_replica(
+        &self,
+        stmt: &Stmt,
+        columns: &[Storage],
+    ) -> Result<Vec<Row>, StoreError> {
+        if let Some(replicas) = &self.replicas
+            && let Some(rows) = replicas.query(stmt, columns).await
+        {
+            return Ok(rows);
+        }
+        self.query(stmt, columns).await
+    }
+
+    /// Probe the replicas until `stop` resolves, taking those that fail or lag out of
+    /// service and putting them back once caught up. Nothing to do without replicas.
+    pub async fn watch_replicas(&self, stop: impl std::future::Future<Output = ()>) {
+        if let (Some(replicas), Backend::Postgres(primary)) = (&self.replicas, &self.backend) {
+            replicas.clone().watch(primary.clone(), stop).await;
         }
     }
 

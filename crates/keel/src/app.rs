@@ -41,6 +41,12 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client.
     pub trusted_proxies: Vec<keel_spec::Cidr>,
+    /// Where records read by id are cached.
+    pub cache: CacheMode,
+    /// `postgres://…` read replicas of the database.
+    pub replicas: Vec<String>,
+    /// How far behind the primary a replica may be and still serve reads.
+    pub replica_max_lag: Duration,
     /// How the event relay paces itself (retention comes from keel.toml).
     pub relay: keel_events::RelaySettings,
     /// GraphQL's abuse limits and introspection switch (`KEEL_GRAPHQL_INTROSPECTION=off`
@@ -65,11 +71,29 @@ impl Settings {
             redis_url: None,
             redis_prefix: "keel:".into(),
             trusted_proxies: Vec::new(),
+            cache: CacheMode::Auto,
+            replicas: Vec::new(),
+            replica_max_lag: keel_store::replicas::DEFAULT_MAX_LAG,
             relay: keel_events::RelaySettings::default(),
             graphql: keel_graphql::Options::default(),
         }
     }
 }
+
+/// Where records read by id are cached (see `keel serve --cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CacheMode {
+    /// In this process on SQLite; in Redis when Redis is set; else nowhere.
+    #[default]
+    Auto,
+    /// In this process, whatever the database: for a single node.
+    Local,
+    /// Nowhere: every read goes to the database.
+    Off,
+}
+
+/// How many records the in-process cache holds.
+const LOCAL_CACHE_RECORDS: u64 = 100_000;
 
 /// Why a server could not be built. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +125,8 @@ pub enum BuildError {
     SigningKeys(String),
     #[error("{0}")]
     Redis(String),
+    #[error("read replicas: {0}")]
+    Replicas(String),
     #[error("events: {0}")]
     Events(#[from] crate::events::EventsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -172,6 +198,9 @@ impl App {
             redis_url,
             redis_prefix,
             trusted_proxies,
+            cache,
+            replicas,
+            replica_max_lag,
             relay,
             graphql,
         } = settings;
@@ -189,11 +218,62 @@ impl App {
             }
             Err(e) => return Err(BuildError::Migration(e)),
         };
+        let store = if replicas.is_empty() {
+            store
+        } else {
+            let opened = keel_store::Replicas::open(&replicas, replica_max_lag)
+                .and_then(|r| store.with_replicas(r));
+            opened.map_err(|e| BuildError::Replicas(e.to_string()))?
+        };
         let secret = cursor_secret(&store, secret).await?;
         let cipher = field_cipher(&model, field_keys.as_deref())?;
+        let sqlite = store.dialect() == keel_expr::Dialect::Sqlite;
         let mut engine = Engine::new(Arc::new(model), store, secret.as_bytes());
         if let Some(cipher) = cipher {
             engine = engine.with_cipher(cipher);
+        }
+        let redis = match &redis_url {
+            Some(url) => Some(Arc::new(
+                keel_redis::RedisLink::new(url).map_err(|e| BuildError::Redis(e.to_string()))?,
+            )),
+            None => None,
+        };
+        if !replicas.is_empty() {
+            // A write committed this long ago is on every replica in service.
+            let window = replica_max_lag + 2 * keel_store::replicas::PROBE_EVERY;
+            let recent: Arc<dyn keel_core::recent_writes::RecentWrites> = match &redis {
+                Some(link) => Arc::new(keel_redis::RedisRecentWrites::new(
+                    link.clone(),
+                    &redis_prefix,
+                    secret.as_bytes(),
+                    window,
+                )),
+                None => {
+                    tracing::warn!(
+                        "read replicas without Redis: a caller reads its own writes on the node it wrote to only"
+                    );
+                    Arc::new(keel_core::recent_writes::LocalRecentWrites::new(window))
+                }
+            };
+            tracing::info!(replicas = replicas.len(), "reads go to the read replicas");
+            engine = engine.with_recent_writes(recent);
+        }
+        let local = || -> Arc<dyn keel_core::cache::RecordCache> {
+            Arc::new(keel_core::cache::LocalRecordCache::new(LOCAL_CACHE_RECORDS))
+        };
+        let record_cache = match (cache, &redis) {
+            (CacheMode::Off, _) => None,
+            (CacheMode::Local, _) => Some(local()),
+            (CacheMode::Auto, Some(link)) => Some(Arc::new(keel_redis::RedisRecordCache::new(
+                link.clone(),
+                &redis_prefix,
+            ))
+                as Arc<dyn keel_core::cache::RecordCache>),
+            (CacheMode::Auto, None) => sqlite.then(local),
+        };
+        if let Some(c) = record_cache {
+            tracing::info!(cache = c.kind(), "records read by id are cached");
+            engine = engine.with_cache(c);
         }
         let engine = Arc::new(engine);
         let auth = Arc::new(
@@ -212,19 +292,16 @@ impl App {
             }
         };
         let mut redis_state = None;
-        let limit_store: Arc<dyn LimitStore> = match (limit_store, redis_url) {
+        if let (Some(link), Some(url)) = (&redis, &redis_url) {
+            tracing::info!(redis = %keel_store::redact(url), "sharing state through Redis");
+            redis_state = Some(Arc::new(RedisState(link.health())));
+        }
+        let limit_store: Arc<dyn LimitStore> = match (limit_store, &redis) {
             (Some(store), _) => store,
-            (None, Some(url)) => {
-                let store = keel_redis::RedisLimitStore::new(&url, redis_prefix)
-                    .map_err(|e| BuildError::Redis(e.to_string()))?
-                    .with_key_secret(secret.as_bytes());
-                tracing::info!(
-                    redis = %keel_store::redact(&url),
-                    "rate limits and login throttles are shared through Redis"
-                );
-                redis_state = Some(Arc::new(RedisState(store.health())));
-                Arc::new(store)
-            }
+            (None, Some(link)) => Arc::new(
+                keel_redis::RedisLimitStore::new(link.clone(), redis_prefix)
+                    .with_key_secret(secret.as_bytes()),
+            ),
             (None, None) => Arc::new(RateLimiter::new()),
         };
         let rate_limits = Arc::new(RateLimits::new(
@@ -249,6 +326,10 @@ impl App {
                         .clone()
                         .map(|r| r as Arc<dyn keel_http::metrics::MetricsSource>),
                 )
+                .chain(std::iter::once(Arc::new(CacheMetrics(engine.clone()))
+                    as Arc<dyn keel_http::metrics::MetricsSource>))
+                .chain(std::iter::once(Arc::new(ReplicaMetrics(engine.clone()))
+                    as Arc<dyn keel_http::metrics::MetricsSource>))
                 .collect(),
                 realtime: Some(hub.clone()),
                 graphql: graphql.clone(),
@@ -342,6 +423,11 @@ impl App {
             let _ = rx.wait_for(|s| *s).await;
         };
         let relay = tokio::spawn(self.relay.clone().run(until(stopped.clone())));
+        let store = self.engine.store().clone();
+        let replicas = tokio::spawn({
+            let stop = until(stopped.clone());
+            async move { store.watch_replicas(stop).await }
+        });
         // The feed ends every realtime stream at shutdown, so the server can drain.
         let feed = keel_realtime::FeedReader::new(self.engine.clone(), self.hub.clone());
         let feed = tokio::spawn(feed.run(until(stopped.clone())));
@@ -354,6 +440,7 @@ impl App {
         // Deliveries in flight finish (or their leases pass them to another node).
         let _ = tokio::time::timeout(Duration::from_secs(15), relay).await;
         let _ = feed.await;
+        let _ = replicas.await;
         served
     }
 }
@@ -375,6 +462,51 @@ impl keel_http::health::ReadinessDetail for RedisState {
     }
     fn state(&self) -> &'static str {
         self.0.state()
+    }
+}
+
+/// The record cache's hits and misses in `/metrics` (nothing when there is no cache).
+struct CacheMetrics(Arc<Engine>);
+
+impl keel_http::metrics::MetricsSource for CacheMetrics {
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        if let Some((kind, stats)) = self.0.cache() {
+            let _ = write!(
+                out,
+                "# HELP keel_cache_hits_total Gets by id answered from the record cache.\n\
+                 # TYPE keel_cache_hits_total counter\n\
+                 keel_cache_hits_total{{cache=\"{kind}\"}} {}\n\
+                 # HELP keel_cache_misses_total Gets by id the record cache could not answer.\n\
+                 # TYPE keel_cache_misses_total counter\n\
+                 keel_cache_misses_total{{cache=\"{kind}\"}} {}\n",
+                stats.hits(),
+                stats.misses()
+            );
+        }
+    }
+}
+
+/// Each read replica in or out of service, in `/metrics`.
+struct ReplicaMetrics(Arc<Engine>);
+
+impl keel_http::metrics::MetricsSource for ReplicaMetrics {
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let Some(replicas) = self.0.store().replicas() else {
+            return;
+        };
+        out.push_str(
+            "# HELP keel_replica_in_service Whether a read replica serves reads (caught up, answering).\n\
+             # TYPE keel_replica_in_service gauge\n",
+        );
+        for (i, (_, up)) in replicas.states().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "keel_replica_in_service{{replica=\"{i}\"}} {}",
+                u8::from(*up)
+            );
+        }
     }
 }
 

@@ -160,6 +160,26 @@ pub struct ServeArgs {
     /// Forwarded headers name the client (else `[server] trusted_proxies`).
     #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
     pub trusted_proxies: Vec<keel_spec::Cidr>,
+    /// Where records read by id are cached: `auto` is in this process on SQLite, in
+    /// Redis when --redis is set, and nowhere on PostgreSQL without Redis (other
+    /// nodes could not invalidate it); `local` caches in this process (only when it
+    /// is the one node); `off` reads the database every time.
+    #[arg(long, env = "KEEL_CACHE", value_enum, default_value_t = keel::CacheMode::Auto)]
+    pub cache: keel::CacheMode,
+    /// Read replicas of the PostgreSQL database (postgres://…, comma-separated):
+    /// reads go to them, writes and a caller's reads right after its own writes to
+    /// the primary (else `[server] replicas`).
+    #[arg(
+        long,
+        env = "KEEL_DATABASE_REPLICAS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub replicas: Vec<String>,
+    /// How far (milliseconds of the primary's WAL) a replica may lag and still serve
+    /// reads; one further behind is taken out until it catches up.
+    #[arg(long, env = "KEEL_REPLICA_MAX_LAG_MS", default_value_t = 2000)]
+    pub replica_max_lag_ms: u64,
 }
 
 fn cidr(s: &str) -> Result<keel_spec::Cidr, String> {
@@ -179,6 +199,16 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls_key", &self.tls_key)
             .field("redis", &self.redis.as_deref().map(keel_store::redact))
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("cache", &self.cache)
+            .field(
+                "replicas",
+                &self
+                    .replicas
+                    .iter()
+                    .map(|r| keel_store::redact(r))
+                    .collect::<Vec<_>>(),
+            )
+            .field("replica_max_lag_ms", &self.replica_max_lag_ms)
             .finish()
     }
 }

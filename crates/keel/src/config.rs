@@ -59,6 +59,20 @@ pub fn redis_url(flag: Option<String>, model: &Model) -> Option<String> {
         .or_else(|| model.server.redis.clone())
 }
 
+/// `--replicas` / `KEEL_DATABASE_REPLICAS`, else `[server] replicas`.
+pub fn replicas(flag: Vec<String>, model: &Model) -> Vec<String> {
+    let flag: Vec<String> = flag
+        .into_iter()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if flag.is_empty() {
+        model.server.replicas.clone()
+    } else {
+        flag
+    }
+}
+
 /// `--trusted-proxies` / `KEEL_TRUSTED_PROXIES`, else `[server] trusted_proxies`.
 pub fn trusted_proxies(flag: Vec<keel_spec::Cidr>, model: &Model) -> Vec<keel_spec::Cidr> {
     if flag.is_empty() {

@@ -6,4 +6,4 @@ pub mod app;
 pub mod events;
 pub mod samples;
 
-pub use app::{App, BuildError, Settings};
+pub use app::{App, BuildError, CacheMode, Settings};

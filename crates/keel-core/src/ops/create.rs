@@ -174,6 +174,13 @@ impl Engine {
         }
         tx.commit().await?;
         self.after_commit();
+        self.note_write(principal).await;
+        self.cache_written(vec![crate::write::Touched {
+            collection: c.name.clone(),
+            id,
+            record: Some(record.clone()),
+        }])
+        .await;
         Ok(Created {
             record: Json::Object(self.open(c, record)),
             id: id.hyphenated().to_string(),

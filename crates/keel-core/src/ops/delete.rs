@@ -45,7 +45,8 @@ impl Engine {
         // Children go first, each an event of its own (cascades and set-nulls are
         // changes too); the database's own ON DELETE then finds nothing left to do.
         let mut visited = std::collections::HashSet::from([(c.name.clone(), uuid)]);
-        self.cascade(&mut tx, c, uuid, principal, now, &mut visited)
+        let mut touched = self
+            .cascade(&mut tx, c, uuid, principal, now, &mut visited)
             .await?;
         let delete = Query::delete()
             .from_table(Alias::new(&c.name))
@@ -64,6 +65,13 @@ impl Engine {
             .await?;
         tx.commit().await?;
         self.after_commit();
+        self.note_write(principal).await;
+        touched.push(crate::write::Touched {
+            collection: c.name.clone(),
+            id: uuid,
+            record: None,
+        });
+        self.cache_written(touched).await;
         Ok(())
     }
 }

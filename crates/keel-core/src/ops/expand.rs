@@ -42,8 +42,7 @@ impl Engine {
                 );
                 q.and_where(rule_predicate(target.access.read.as_ref(), &scope, dialect));
                 for row in self
-                    .store
-                    .query(&Stmt::build(&q, dialect), &storages(&columns))
+                    .read_rows(principal, &Stmt::build(&q, dialect), &storages(&columns))
                     .await?
                 {
                     let rec = self.record(target, &columns, row);

@@ -1,17 +1,19 @@
 //! Get by id: one record under the read rule, with its statement built once per
 //! collection and principal.
 
+use crate::cache::{Cached, readable};
 use crate::engine::{Engine, id_value, storages};
 use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::query::Projection;
-use crate::record::project;
+use crate::record::{project, sealed};
 use crate::sql::{RowScope, col, rule_predicate};
 use keel_spec::{Collection, Operation, Storage};
 use keel_store::Stmt;
 use sea_query::{Alias, ExprTrait, Query, SelectStatement};
 use serde_json::Value as Json;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 impl Engine {
     /// One record, if it exists and the principal may read it (404 otherwise: a
@@ -32,17 +34,64 @@ impl Engine {
         if c.access.read.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Read, c));
         }
-        let select = self.select_by_id(c, principal, uuid);
-        let rows = self
-            .store
-            .query(&select.stmt, &storages(&select.columns))
-            .await?;
-        let row = rows.into_iter().next().ok_or_else(not_found)?;
-        let mut records = vec![self.record(c, &select.columns, row)];
+        let cached = self.cache_key(&c.name, uuid);
+        let record = match cached {
+            Some((cache, key)) => match cache.get(key).await {
+                Some(Cached::Deleted) => {
+                    self.cache_stats.hits.fetch_add(1, Ordering::Relaxed);
+                    return Err(not_found());
+                }
+                Some(Cached::Record { record, .. }) => {
+                    self.cache_stats.hits.fetch_add(1, Ordering::Relaxed);
+                    if !readable(c, &record, principal) {
+                        return Err(not_found());
+                    }
+                    self.open(c, Arc::unwrap_or_clone(record))
+                }
+                None => {
+                    self.cache_stats.misses.fetch_add(1, Ordering::Relaxed);
+                    // The rule still filters in SQL; a row it lets through is the
+                    // whole visible record, the same for every caller, so it is
+                    // offered to the cache as read.
+                    let stored = self.fetch_by_id(c, principal, uuid, false).await?;
+                    let stored = stored.ok_or_else(not_found)?;
+                    cache.put(key, Cached::record(stored.clone())).await;
+                    self.open(c, stored)
+                }
+            },
+            None => {
+                let stored = self.fetch_by_id(c, principal, uuid, true).await?;
+                self.open(c, stored.ok_or_else(not_found)?)
+            }
+        };
+        let mut records = vec![record];
         self.expand(principal, c, &projection.expand, &mut records)
             .await?;
         let record = records.pop().unwrap_or_default();
         Ok(Json::Object(project(record, projection.fields.as_deref())))
+    }
+
+    /// The stored form of one record under the read rule, from the database: from a
+    /// replica when `replica_ok` (never for a cache fill: a lagging replica's
+    /// version could outlive the write that replaced it).
+    async fn fetch_by_id(
+        &self,
+        c: &Collection,
+        principal: &Principal,
+        id: uuid::Uuid,
+        replica_ok: bool,
+    ) -> Result<Option<serde_json::Map<String, Json>>, CoreError> {
+        let select = self.select_by_id(c, principal, id);
+        let columns = storages(&select.columns);
+        let rows = if replica_ok {
+            self.read_rows(principal, &select.stmt, &columns).await?
+        } else {
+            self.store.query(&select.stmt, &columns).await?
+        };
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|row| sealed(&select.columns, row)))
     }
 
     /// `SELECT <visible columns> FROM <collection> WHERE id = ? AND <read rule>` for

@@ -49,8 +49,7 @@ impl Engine {
                 q.and_where(cond.clone());
             }
             let rows = self
-                .store
-                .query(&Stmt::build(&q, dialect), &[Storage::Int])
+                .read_rows(principal, &Stmt::build(&q, dialect), &[Storage::Int])
                 .await?;
             rows.first().and_then(|r| r.first()).and_then(Json::as_i64)
         } else {
@@ -120,8 +119,7 @@ impl Engine {
         }
         order(&mut q);
         let rows = self
-            .store
-            .query(&Stmt::build(&q, dialect), &storages(&columns))
+            .read_rows(principal, &Stmt::build(&q, dialect), &storages(&columns))
             .await?;
         let has_more = rows.len() > limit as usize;
         let mut records: Vec<Map<String, Json>> = rows

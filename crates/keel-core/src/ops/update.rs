@@ -128,6 +128,13 @@ impl Engine {
             .await?;
         tx.commit().await?;
         self.after_commit();
+        self.note_write(principal).await;
+        self.cache_written(vec![crate::write::Touched {
+            collection: c.name.clone(),
+            id: uuid,
+            record: Some(record.clone()),
+        }])
+        .await;
         Ok(Json::Object(self.open(c, record)))
     }
 }

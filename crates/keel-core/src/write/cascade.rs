@@ -8,6 +8,7 @@ use crate::error::CoreError;
 use crate::principal::Principal;
 use crate::record::sealed;
 use crate::values;
+use crate::write::Touched;
 use crate::write::outbox::{Change, ChangeKind};
 use keel_expr::{Dialect, Value};
 use keel_spec::{Collection, OnDelete, Storage};
@@ -35,7 +36,8 @@ impl Engine {
         principal: &Principal,
         now: time::OffsetDateTime,
         visited: &mut HashSet<(String, uuid::Uuid)>,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Vec<Touched>, CoreError> {
+        let mut touched = Vec::new();
         // Depth-first, recording records in pre-order; deleting them in reverse order
         // deletes every child before its parent.
         let mut stack = vec![(c.name.clone(), id)];
@@ -51,7 +53,7 @@ impl Engine {
                 match on_delete {
                     OnDelete::Restrict => {}
                     OnDelete::SetNull => {
-                        self.set_null(tx, k, field, parent, principal, now).await?;
+                        touched.extend(self.set_null(tx, k, field, parent, principal, now).await?);
                     }
                     OnDelete::Cascade => {
                         for (child_id, record) in self.referring(tx, k, field, parent).await? {
@@ -87,8 +89,13 @@ impl Engine {
                 previous: Some(&r.record),
             };
             self.append_event(tx, k, change, principal, now).await?;
+            touched.push(Touched {
+                collection: k.name.clone(),
+                id: r.id,
+                record: None,
+            });
         }
-        Ok(())
+        Ok(touched)
     }
 
     /// The records of `k` whose `field` is `parent`, in their stored form (locked on
@@ -134,8 +141,9 @@ impl Engine {
         parent: uuid::Uuid,
         principal: &Principal,
         now: time::OffsetDateTime,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Vec<Touched>, CoreError> {
         let dialect = tx.dialect();
+        let mut touched = Vec::new();
         for (child_id, previous) in self.referring(tx, k, field, parent).await? {
             let mut update = Query::update();
             update
@@ -170,7 +178,12 @@ impl Engine {
                 previous: Some(&previous),
             };
             self.append_event(tx, k, change, principal, now).await?;
+            touched.push(Touched {
+                collection: k.name.clone(),
+                id: child_id,
+                record: Some(record),
+            });
         }
-        Ok(())
+        Ok(touched)
     }
 }

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod cache;
 mod cli;
 mod design;
 mod errors;
@@ -24,3 +25,4 @@ mod realtime;
 mod realtime_clients;
 mod realtime_ws;
 mod records;
+mod replicas;

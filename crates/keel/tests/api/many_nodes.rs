@@ -135,6 +135,8 @@ async fn three_nodes_enforce_one_limit_not_one_each() {
 struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    /// Where an explicit `SAVE` writes, and a restart loads from.
+    dir: tempfile::TempDir,
 }
 
 impl PrivateRedis {
@@ -144,7 +146,11 @@ impl PrivateRedis {
             .local_addr()
             .unwrap()
             .port();
-        let mut r = PrivateRedis { port, child: None };
+        let mut r = PrivateRedis {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
         r.restart();
         r
     }
@@ -164,6 +170,8 @@ impl PrivateRedis {
                 "",
                 "--appendonly",
                 "no",
+                "--dir",
+                self.dir.path().to_str().unwrap(),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -181,6 +189,15 @@ impl PrivateRedis {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("redis-server did not answer on port {}", self.port);
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn stop(&mut self) {
@@ -361,4 +378,142 @@ async fn bad_redis_urls_and_networks_are_clear_errors() {
     let err = serve(&[], &[]);
     assert!(err.contains("keel.toml:4:20"), "{err}");
     assert!(err.contains("`10.0.0.0/40` is not an IP network"), "{err}");
+}
+
+/// `n` nodes on one PostgreSQL database sharing the record cache through Redis.
+async fn cache_nodes(n: usize, redis: &str, prefix: &str) -> Vec<TestApp> {
+    let (db, url) = TestDb::new(Backend::Postgres).await;
+    let mut db = Some(db);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut s = crate::cache::settings(&url, keel::CacheMode::Auto);
+        s.redis_url = Some(redis.to_string());
+        s.redis_prefix = prefix.to_string();
+        out.push(spawn_with(db.take().unwrap_or_else(borrowed), s).await);
+    }
+    out
+}
+
+async fn patch(node: &TestApp, path: &str, body: Value) -> Value {
+    let res = node.patch(path, body).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_node_is_read_at_once_on_every_node() {
+    use crate::cache::{cache_counts, get_as};
+    let prefix = unique_prefix("cache");
+    let nodes = cache_nodes(3, "redis://127.0.0.1:6379", &prefix).await;
+    let file = nodes[0]
+        .create("files", serde_json::json!({"name": "v1"}))
+        .await;
+    let path = format!("/v1/files/{}", file["id"].as_str().unwrap());
+    for round in 2..=21 {
+        // Read on every node (cached in Redis), write on one, read at once on the next.
+        for node in &nodes {
+            assert_eq!(get_as(node, &path, None).await.0, 200);
+        }
+        let writer = &nodes[round % 3];
+        let name = format!("v{round}");
+        patch(writer, &path, serde_json::json!({"name": name})).await;
+        let reader = &nodes[(round + 1) % 3];
+        let (status, got) = get_as(reader, &path, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(got["name"], name.as_str(), "round {round}: {got}");
+        assert_eq!(got["version"].as_i64(), Some(round as i64));
+    }
+    let (hits, _) = cache_counts(&nodes[1]).await;
+    assert!(hits >= 20, "node 1 served from Redis: {hits}");
+    let m = metrics(&nodes[1]).await;
+    assert!(m.contains("keel_cache_hits_total{cache=\"redis\"}"), "{m}");
+    // A delete on one node is a 404 on every node.
+    let res = nodes[2].delete(&path).await;
+    assert_eq!(res.status(), 204);
+    for node in &nodes {
+        assert_eq!(get_as(node, &path, None).await.0, 404);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_on_three_nodes_leave_the_newest_version_cached() {
+    use crate::cache::get_as;
+    let prefix = unique_prefix("cache-race");
+    let nodes = std::sync::Arc::new(cache_nodes(3, "redis://127.0.0.1:6379", &prefix).await);
+    let file = nodes[0]
+        .create("files", serde_json::json!({"name": "0"}))
+        .await;
+    let path = format!("/v1/files/{}", file["id"].as_str().unwrap());
+    let mut tasks = Vec::new();
+    for w in 0..6usize {
+        let (nodes, path) = (nodes.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10usize {
+                let node = &nodes[(w + i) % 3];
+                // Readers fill the cache between the writes, from every node.
+                get_as(node, &path, None).await;
+                let res = node
+                    .patch(&path, serde_json::json!({"name": format!("{w}-{i}")}))
+                    .await;
+                assert_eq!(res.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // 60 updates: version 61 everywhere, from the cache and from the database.
+    let listed = nodes[0]
+        .list(&format!(
+            "/v1/files?filter=id%3D%3D%22{}%22",
+            file["id"].as_str().unwrap()
+        ))
+        .await;
+    let stored = &listed["items"][0];
+    assert_eq!(stored["version"].as_i64(), Some(61), "{listed}");
+    for node in nodes.iter() {
+        let (_, got) = get_as(node, &path, None).await;
+        assert_eq!(&got, stored);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_missed_while_redis_was_down_empties_the_shared_cache() {
+    use crate::cache::get_as;
+    let mut redis = PrivateRedis::start();
+    let nodes = cache_nodes(2, &redis.url(), "keel:").await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let file = a.create("files", serde_json::json!({"name": "old"})).await;
+    let path = format!("/v1/files/{}", file["id"].as_str().unwrap());
+    assert_eq!(get_as(b, &path, None).await.1["name"], "old");
+    // Redis goes down with the old version saved; A writes meanwhile.
+    assert_eq!(redis.cli(&["SAVE"]), "OK");
+    redis.stop();
+    let res = a.patch(&path, serde_json::json!({"name": "new"})).await;
+    assert_eq!(res.status(), 200, "no 5xx while Redis is down");
+    for node in &nodes {
+        let (status, got) = get_as(node, &path, None).await;
+        assert_eq!(
+            (status, got["name"].as_str()),
+            (200, Some("new")),
+            "served from the database"
+        );
+    }
+    // Redis comes back with the old entry; A (serving nothing) bumps the generation
+    // by itself, after which B cannot reach the old entry.
+    redis.restart();
+    let mut bumped = false;
+    for _ in 0..100 {
+        let generation = redis.cli(&["GET", "keel:cache{keel:}:gen"]);
+        if generation.parse::<u64>().is_ok_and(|g| g >= 1) {
+            bumped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bumped, "the generation was bumped");
+    for _ in 0..3 {
+        let (status, got) = get_as(b, &path, None).await;
+        assert_eq!((status, got["name"].as_str()), (200, Some("new")));
+    }
 }

@@ -155,6 +155,22 @@ impl Reader<'_, '_> {
                         }
                     }
                 }
+                "replicas" => {
+                    for r in self.string_list(v, "server.replicas").unwrap_or_default() {
+                        // `${KEEL_DATABASE_REPLICAS}` may hold several, comma-separated.
+                        for url in r.value.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                                server.replicas.push(url.to_string());
+                            } else {
+                                self.error(
+                                    r.span.start,
+                                    "server.replicas must be postgres:// URLs",
+                                    Some("e.g. replicas = [\"postgres://replica1/app\"] or [\"${KEEL_DATABASE_REPLICAS}\"]".into()),
+                                );
+                            }
+                        }
+                    }
+                }
                 _ => self.unknown_key(
                     k,
                     "[server]",
@@ -168,6 +184,7 @@ impl Reader<'_, '_> {
                         "tls_key",
                         "redis",
                         "trusted_proxies",
+                        "replicas",
                     ],
                 ),
             }
