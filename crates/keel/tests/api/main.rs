@@ -17,6 +17,7 @@ mod graphql;
 mod graphql_subscriptions;
 mod lists;
 mod many_nodes;
+mod many_processes;
 mod migrations;
 mod oauth;
 mod openapi;

@@ -132,7 +132,7 @@ async fn three_nodes_enforce_one_limit_not_one_each() {
 }
 
 /// A redis-server of the test's own on a free port; killed on drop.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     port: u16,
     child: Option<Child>,
     /// Where an explicit `SAVE` writes, and a restart loads from.
@@ -140,7 +140,7 @@ struct PrivateRedis {
 }
 
 impl PrivateRedis {
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -155,7 +155,7 @@ impl PrivateRedis {
         r
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
