@@ -21,3 +21,4 @@ fi
 scripts/schemathesis.sh
 bench/run.sh --smoke   # the benchmark harness in seconds on small data (no speed asserted), so it never rots
 bench/realtime.sh --smoke   # the realtime benchmark likewise: every delivery must arrive
+bench/nodes.sh --smoke   # the many-nodes benchmark likewise: cache, Redis limits, three nodes; no request may fail

@@ -56,6 +56,8 @@ impl Cached {
 #[derive(Debug, Clone, Copy)]
 pub struct CacheKey<'a> {
     pub collection: &'a str,
+    /// The collection's position in the model: an in-process key without a string.
+    pub slot: u32,
     pub schema: u64,
     pub id: uuid::Uuid,
 }
@@ -94,7 +96,7 @@ impl CacheStats {
 /// Records cached in this process (moka, bounded by entry count, least recently
 /// used out first). Right for one node: nothing tells other processes of a write.
 pub struct LocalRecordCache {
-    entries: moka::sync::Cache<(Box<str>, u64, u128), Cached>,
+    entries: moka::sync::Cache<(u32, u64, u128), Cached>,
 }
 
 impl LocalRecordCache {
@@ -108,8 +110,8 @@ impl LocalRecordCache {
         }
     }
 
-    fn key(key: CacheKey<'_>) -> (Box<str>, u64, u128) {
-        (key.collection.into(), key.schema, key.id.as_u128())
+    fn key(key: CacheKey<'_>) -> (u32, u64, u128) {
+        (key.slot, key.schema, key.id.as_u128())
     }
 }
 
@@ -137,11 +139,16 @@ impl RecordCache for LocalRecordCache {
 
 /// Whether a collection's records can be served from the cache: its read rule must
 /// be decidable from the record alone (its own visible, unencrypted fields, the
-/// caller and the clock), since a hit runs the rule in memory without a query.
+/// caller and the clock), since a hit runs the rule in memory without a query. The
+/// accounts collection (`users`) is never cached: `keel admin` changes roles from
+/// another process, which no cache would hear of.
 pub(crate) fn cacheable(c: &Collection) -> bool {
     let Some(rule) = &c.access.read else {
         return false;
     };
+    if c.name == "users" {
+        return false;
+    }
     rule.typed.paths().iter().all(|path| match path.as_slice() {
         [first, ..] if first == "auth" => true,
         [field] => c
@@ -242,6 +249,7 @@ mod tests {
         let cache = LocalRecordCache::new(100);
         let key = CacheKey {
             collection: "posts",
+            slot: 0,
             schema: 1,
             id: uuid::Uuid::now_v7(),
         };

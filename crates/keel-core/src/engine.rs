@@ -47,8 +47,9 @@ pub struct Engine {
     pub(crate) feed: Arc<tokio::sync::Notify>,
     /// Where records by id are cached (`None`: nowhere), see [`crate::cache`].
     pub(crate) cache: Option<Arc<dyn crate::cache::RecordCache>>,
-    /// The collections served from the cache, with their schema fingerprints.
-    pub(crate) cached_collections: HashMap<String, u64>,
+    /// The collections served from the cache, with their positions in the model and
+    /// schema fingerprints.
+    pub(crate) cached_collections: HashMap<String, (u32, u64)>,
     pub(crate) cache_stats: Arc<crate::cache::CacheStats>,
     /// Who wrote recently (only with replicas): their reads go to the primary.
     pub(crate) recent_writes: Option<Arc<dyn crate::recent_writes::RecentWrites>>,
@@ -150,8 +151,12 @@ impl Engine {
             .model
             .collections
             .iter()
-            .filter(|c| crate::cache::cacheable(c))
-            .map(|c| (c.name.clone(), crate::cache::schema_fingerprint(c)))
+            .enumerate()
+            .filter(|(_, c)| crate::cache::cacheable(c))
+            .map(|(slot, c)| {
+                let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+                (c.name.clone(), (slot, crate::cache::schema_fingerprint(c)))
+            })
             .collect();
         self.cache = Some(cache);
         self
@@ -172,11 +177,12 @@ impl Engine {
         crate::cache::CacheKey<'a>,
     )> {
         let cache = self.cache.as_deref()?;
-        let schema = *self.cached_collections.get(collection)?;
+        let (slot, schema) = *self.cached_collections.get(collection)?;
         Some((
             cache,
             crate::cache::CacheKey {
                 collection,
+                slot,
                 schema,
                 id,
             },

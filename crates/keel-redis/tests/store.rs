@@ -109,3 +109,27 @@ async fn an_unreachable_redis_falls_back_per_node_and_says_so() {
     assert!(text.contains("keel_redis_up 0\n"), "{text}");
     assert!(text.contains("keel_redis_fallbacks_total 3\n"), "{text}");
 }
+
+#[tokio::test]
+async fn a_large_allowance_is_taken_in_small_credits_and_never_overspent() {
+    let p = prefix("credit");
+    let a = limit_store("redis://127.0.0.1:6379", p.clone());
+    let b = limit_store("redis://127.0.0.1:6379", p);
+    let q = Quota {
+        name: "large".into(),
+        // ~12 tokens a second refill: the test's own duration barely moves it.
+        requests: 10_000_000,
+        period: Duration::from_secs(10 * 86_400),
+    };
+    for _ in 0..300 {
+        assert!(a.check(&q, "client").await.allowed);
+    }
+    // Another node's first check takes one token and sees what Redis handed out:
+    // every request of node a, plus at most one credit (≤ 100) not spent yet.
+    let seen = b.check(&q, "client").await;
+    let taken = 10_000_000 - 1 - seen.remaining;
+    assert!(
+        (295..=400).contains(&taken),
+        "node a took {taken} tokens for 300 requests"
+    );
+}

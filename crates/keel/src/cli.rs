@@ -156,6 +156,10 @@ pub struct ServeArgs {
     // Checked when the server is built, so that no error repeats the password.
     #[arg(long, env = "KEEL_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
+    /// What every Redis key of this deployment starts with: give deployments that
+    /// share one Redis a prefix each.
+    #[arg(long, env = "KEEL_REDIS_PREFIX", default_value = "keel:")]
+    pub redis_prefix: String,
     /// Proxies (addresses or networks, comma-separated) whose X-Forwarded-For /
     /// Forwarded headers name the client (else `[server] trusted_proxies`).
     #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
@@ -198,6 +202,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("redis", &self.redis.as_deref().map(keel_store::redact))
+            .field("redis_prefix", &self.redis_prefix)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("cache", &self.cache)
             .field(

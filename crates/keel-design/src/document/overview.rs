@@ -98,11 +98,11 @@ pub(super) fn overview(d: &mut String, i: &Inputs<'_>) {
             );
             let _ = writeln!(
                 d,
-                "| PostgreSQL | the data; primary for writes, replica for reporting and failover |"
+                "| PostgreSQL | the data; the primary takes writes and a caller's reads right after them, the replica serves lists (`KEEL_DATABASE_REPLICAS`) and stands by for failover |"
             );
             let _ = writeln!(
                 d,
-                "| Redis | shared rate-limit counters and cache, invalidated on change |"
+                "| Redis | shared rate-limit counters, the record cache (written through by every change) and who wrote recently (read-your-writes) |"
             );
             let _ = writeln!(
                 d,

@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs, model: Model, json_logs: bool) -> ExitCode {
     settings.redis_url = config::redis_url(args.redis, &settings.model);
     settings.trusted_proxies = config::trusted_proxies(args.trusted_proxies, &settings.model);
     settings.cache = args.cache;
+    settings.redis_prefix = args.redis_prefix;
     settings.replicas = config::replicas(args.replicas, &settings.model);
     settings.replica_max_lag = std::time::Duration::from_millis(args.replica_max_lag_ms.max(1));
     settings.request_timeout = Duration::from_secs(args.request_timeout);
