@@ -15,10 +15,10 @@
 
 use crate::link::RedisLink;
 use keel_core::ratelimit::{Decision, LimitStore, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

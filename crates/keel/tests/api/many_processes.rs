@@ -113,7 +113,11 @@ async fn three_processes_share_one_database_and_redis_and_lose_nothing_when_one_
     let nodes: Vec<Node> = children.into_iter().map(listening).collect();
     let client = reqwest::Client::new();
     for n in &nodes {
-        let res = client.get(format!("{}/readyz", n.base)).send().await.unwrap();
+        let res = client
+            .get(format!("{}/readyz", n.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
 
@@ -141,7 +145,10 @@ async fn three_processes_share_one_database_and_redis_and_lose_nothing_when_one_
         .json()
         .await
         .unwrap();
-    let token = signup["access_token"].as_str().expect("a token").to_string();
+    let token = signup["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
     for i in 0..7 {
         let res = client
             .post(format!("{}/v1/notes", nodes[i % 3].base))
@@ -154,10 +161,7 @@ async fn three_processes_share_one_database_and_redis_and_lose_nothing_when_one_
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for hop in 0.. {
-        let mut url = format!(
-            "{}/v1/notes?limit=2&sort=created_at",
-            nodes[hop % 3].base
-        );
+        let mut url = format!("{}/v1/notes?limit=2&sort=created_at", nodes[hop % 3].base);
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
@@ -173,7 +177,10 @@ async fn three_processes_share_one_database_and_redis_and_lose_nothing_when_one_
         }
     }
     let expected: Vec<String> = (0..7).map(|i| format!("page-{i}")).collect();
-    assert_eq!(seen, expected, "each record once, in order, across three nodes");
+    assert_eq!(
+        seen, expected,
+        "each record once, in order, across three nodes"
+    );
 
     // One idempotency key, three nodes: one record, two replays.
     let mut ids = HashSet::new();
