@@ -86,6 +86,10 @@ async fn a_crashed_broker_loses_nothing_confirmed_and_the_sink_reconnects() {
     assert!(!sink.is_connected().await);
 
     server.start().await;
+    // RabbitMQ acks a message no queue is bound for (the sink publishes without
+    // `mandatory`): wait for the durable queue to be back before redelivering, as the
+    // broker may accept connections while it is still recovering (seen once).
+    amqp::until_recovered(&server.url(), QUEUE, 3).await;
     deliver_eventually(&sink, &during).await;
     assert!(sink.is_connected().await);
     let after = events::event("comments", "created");

@@ -38,23 +38,26 @@ impl LogSink {
         }
     }
 
-    /// Write out whatever is buffered.
-    fn drain(&self) {
-        let taken = match self.pending.lock() {
-            Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
+    /// Write out whatever is buffered. The buffer is swapped with `spare` (emptied
+    /// afterwards), so both keep their capacity: no regrowth on every flush.
+    fn drain(&self, spare: &mut Vec<u8>) {
+        match self.pending.lock() {
+            Ok(mut pending) if !pending.is_empty() => std::mem::swap(&mut *pending, spare),
             _ => return,
-        };
+        }
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(&taken);
+        let _ = err.write_all(spare);
         let _ = err.flush();
+        spare.clear();
     }
 
     fn run_flusher(self: Arc<Self>) {
+        let mut spare = Vec::with_capacity(2 * FLUSH_AT);
         loop {
             if let Ok(pending) = self.pending.lock() {
                 let _ = self.wake.wait_timeout(pending, FLUSH_EVERY);
             }
-            self.drain();
+            self.drain(&mut spare);
         }
     }
 }
@@ -151,20 +154,8 @@ impl keel_http::AccessLog for AccessLines {
     fn write(&self, l: &keel_http::AccessLine<'_>) {
         use std::fmt::Write as _;
         let Some(sink) = SINK.get() else { return };
-        let now = time::OffsetDateTime::now_utc();
         let mut line = String::with_capacity(256);
-        let _ = write!(
-            line,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            now.microsecond()
-        );
-        let stamp = std::mem::take(&mut line);
+        let stamp = timestamp();
         if self.json {
             line.push_str(r#"{"timestamp":""#);
             line.push_str(&stamp);
@@ -210,16 +201,61 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `2026-12-03T02:51:44.123456Z`, the date and time to the second formatted once per
+/// second per thread (an access line is written for every request).
+fn timestamp() -> String {
+    use std::cell::RefCell;
+    use std::fmt::Write as _;
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        let second = now.unix_timestamp();
+        if cached.0 != second {
+            cached.1.clear();
+            let _ = write!(
+                cached.1,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                now.year(),
+                u8::from(now.month()),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second()
+            );
+            cached.0 = second;
+        }
+        let mut stamp = String::with_capacity(28);
+        stamp.push_str(&cached.1);
+        let _ = write!(stamp, ".{:06}Z", now.microsecond());
+        stamp
+    })
+}
+
 /// Write out buffered log lines; called before the process exits.
 pub fn flush() {
     if let Some(sink) = SINK.get() {
-        sink.drain();
+        sink.drain(&mut Vec::new());
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::push_json_str;
+    use super::{push_json_str, timestamp};
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds_and_move_on() {
+        let a = timestamp();
+        let parsed =
+            time::OffsetDateTime::parse(&a, &time::format_description::well_known::Rfc3339)
+                .expect(&a);
+        let now = time::OffsetDateTime::now_utc();
+        assert!((now - parsed).abs() < time::Duration::seconds(2), "{a}");
+        assert_eq!(a.len(), "2026-12-03T02:51:44.123456Z".len(), "{a}");
+        assert!(timestamp() >= a, "monotonic within a thread");
+    }
 
     #[test]
     fn json_strings_round_trip_through_a_parser() {

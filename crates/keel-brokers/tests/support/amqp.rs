@@ -42,6 +42,36 @@ pub async fn bind_all(channel: &Channel, exchange: &str, queue: &str, durable: b
         .expect("bind");
 }
 
+/// Wait until the broker serves `queue` (a passive declare answers) with at least
+/// `messages` in it: after a restart, the durable queue and its bindings are back.
+#[allow(dead_code)] // not every test binary including this module waits for a queue
+pub async fn until_recovered(url: &str, queue: &str, messages: u32) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(conn) = Connection::connect(url, Default::default()).await
+            && let Ok(channel) = conn.create_channel().await
+            && let Ok(q) = channel
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+            && q.message_count() >= messages
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} not recovered with {messages} messages"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Everything in `queue` now, in order, taken off it.
 pub async fn drain(channel: &Channel, queue: &str) -> Vec<Delivery> {
     let mut out = Vec::new();
