@@ -154,12 +154,10 @@ impl Relay {
         }
         let (outcomes, writer) = OutcomeWriter::spawn(self.store.clone());
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
-        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The outbox grows from empty: the planner's statistics of it go stale (the
-        // first tick is now, for what a previous run left).
-        let mut statistics = tokio::time::interval(STATISTICS_EVERY);
-        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Housekeeping runs beside the leasing loop, never in it: a slow statement
+        // there (a plan made from stale statistics took minutes) must not stop
+        // deliveries.
+        let maintenance = tokio::spawn(self.clone().maintain());
         let mut caught_up = false;
         let mut last_claim = Instant::now();
         loop {
@@ -197,15 +195,10 @@ impl Relay {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = housekeeping.tick() => self.housekeeping().await,
-                _ = statistics.tick() => {
-                    if let Err(e) = self.store.refresh_statistics().await {
-                        tracing::warn!(error = %e, "events: cannot refresh the planner's statistics");
-                    }
-                }
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
+        maintenance.abort();
         if let Some(l) = listener {
             l.abort();
         }
@@ -516,8 +509,34 @@ impl Relay {
         }
     }
 
-    /// Prune what retention no longer needs, refresh the pending gauges.
-    async fn housekeeping(&self) {
+    /// Every `housekeeping` period: prune and refresh the pending gauges; refresh the
+    /// planner's statistics at start, every [`STATISTICS_EVERY`], and whenever the
+    /// backlog has more than doubled since (the outbox grows from empty, and with
+    /// autovacuum off nothing else would tell the planner).
+    async fn maintain(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.settings.housekeeping);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refreshed: Option<(Instant, i64)> = None;
+        loop {
+            tick.tick().await;
+            let pending = self.housekeeping().await;
+            let due = refreshed.is_none_or(|(at, backlog)| {
+                at.elapsed() >= STATISTICS_EVERY || pending > 2 * backlog + 1000
+            });
+            if due {
+                match self.store.refresh_statistics().await {
+                    Ok(()) => refreshed = Some((Instant::now(), pending)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "events: cannot refresh the planner's statistics");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prune what retention no longer needs, refresh the pending gauges; the number
+    /// of pending deliveries.
+    async fn housekeeping(&self) -> i64 {
         let dialect = self.store.dialect();
         let before = OffsetDateTime::now_utc() - self.settings.retention;
         let pruned = async {
@@ -551,10 +570,15 @@ impl Relay {
                             .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
                         Some((name, pending, oldest))
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                let total = stats.iter().map(|(_, n, _)| *n).sum();
                 self.metrics.set_pending(stats);
+                total
             }
-            Err(e) => tracing::warn!(error = %e, "events: cannot read pending deliveries"),
+            Err(e) => {
+                tracing::warn!(error = %e, "events: cannot read pending deliveries");
+                0
+            }
         }
     }
 }

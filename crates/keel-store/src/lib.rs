@@ -174,6 +174,21 @@ impl Store {
         }
     }
 
+    /// The same database through a PostgreSQL pool of its own of at most `size`
+    /// connections (SQLite: the same store, whose writer queue is shared anyway), for
+    /// background work that must not wait behind every request for a connection (the
+    /// event relay under a burst of writes got one lease through in seconds).
+    pub fn with_own_pool(&self, size: usize) -> Result<Store, StoreError> {
+        let (Backend::Postgres(_), Some(config)) = (&self.backend, &self.pg_config) else {
+            return Ok(self.clone());
+        };
+        Ok(Store {
+            backend: Backend::Postgres(postgres::pool_with(config.as_ref().clone(), size)?),
+            pg_config: self.pg_config.clone(),
+            replicas: self.replicas.clone(),
+        })
+    }
+
     /// Serve reads that may be a little behind (see [`Store::query_replica`]) from
     /// these replicas. PostgreSQL only.
     pub fn with_replicas(mut self, replicas: replicas::Replicas) -> Result<Self, StoreError> {

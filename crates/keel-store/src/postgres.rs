@@ -6,7 +6,17 @@ use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 
 pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
-    let mut config = config(url)?;
+    let size = std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 4)
+        .max(8);
+    pool_with(config(url)?, size)
+}
+
+/// A pool of at most `size` connections with `config`'s settings.
+pub fn pool_with(
+    mut config: tokio_postgres::Config,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, StoreError> {
     // No JIT: Keel's statements are short lookups and index walks, and a cost estimate
     // past `jit_above_cost` (a lease over a table analyzed while small) compiled
     // expressions for 12–200 ms to save microseconds. Options the URL gives are kept.
@@ -22,11 +32,8 @@ pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
     );
-    let size = std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 4)
-        .max(8);
     deadpool_postgres::Pool::builder(manager)
-        .max_size(size)
+        .max_size(size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Pool(e.to_string()))

@@ -14,7 +14,12 @@ pub enum EventsError {
     Webhook(#[from] keel_events::webhook::WebhookError),
     #[error(transparent)]
     Broker(#[from] keel_brokers::BrokerError),
+    #[error("cannot open the relay's connections: {0}")]
+    Store(String),
 }
+
+/// The relay's own PostgreSQL connections (leases, outcomes, statistics).
+const RELAY_CONNECTIONS: usize = 3;
 
 /// The relay over the engine's store, woken by its commits. A broker that cannot be
 /// reached yet is not an error (its deliveries wait); a broker configured wrongly
@@ -40,7 +45,11 @@ pub async fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay
     };
     Ok(Arc::new(Relay::new(
         model,
-        engine.store().clone(),
+        // Its own connections: leases and outcomes do not queue behind requests.
+        engine
+            .store()
+            .with_own_pool(RELAY_CONNECTIONS)
+            .map_err(|e| EventsError::Store(e.to_string()))?,
         sinks,
         settings,
         engine.committed(),

@@ -125,13 +125,16 @@ pub fn list_deliveries(
 }
 
 /// Per destination and unsettled state (pending, dead): how many deliveries and the
-/// oldest one's event time (`destination, state, count, oldest_occurred_at`).
+/// oldest one's event time (`destination, state, count, oldest_occurred_at`). No join
+/// (see `pending_stats`).
 pub fn backlog() -> Stmt {
     Stmt::new(
         format!(
-            "SELECT d.destination, d.state, COUNT(*), MIN(e.occurred_at) FROM _keel_deliveries d \
-             JOIN _keel_events e ON e.seq = d.event_seq WHERE d.state IN ('{PENDING}', '{DEAD}') \
-             GROUP BY d.destination, d.state"
+            "SELECT b.destination, b.state, b.n, \
+             (SELECT e.occurred_at FROM _keel_events e WHERE e.seq = b.first_seq) \
+             FROM (SELECT destination, state, COUNT(*) AS n, MIN(event_seq) AS first_seq \
+             FROM _keel_deliveries WHERE state IN ('{PENDING}', '{DEAD}') \
+             GROUP BY destination, state) b"
         ),
         vec![],
     )

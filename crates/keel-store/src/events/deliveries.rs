@@ -196,12 +196,16 @@ pub fn disabled_destinations() -> Stmt {
 
 /// Per destination: pending deliveries and the oldest pending event's time
 /// (`destination, pending, oldest_occurred_at`).
+/// One aggregate over the deliveries, then one primary-key lookup per destination:
+/// no join for the planner to get wrong (joined, a plan made while the outbox was
+/// empty ran for minutes over a large backlog).
 pub fn pending_stats() -> Stmt {
     Stmt::new(
         format!(
-            "SELECT d.destination, COUNT(*), MIN(e.occurred_at) FROM _keel_deliveries d \
-             JOIN _keel_events e ON e.seq = d.event_seq WHERE d.state = '{PENDING}' \
-             GROUP BY d.destination"
+            "SELECT p.destination, p.pending, \
+             (SELECT e.occurred_at FROM _keel_events e WHERE e.seq = p.first_seq) \
+             FROM (SELECT destination, COUNT(*) AS pending, MIN(event_seq) AS first_seq \
+             FROM _keel_deliveries WHERE state = '{PENDING}' GROUP BY destination) p"
         ),
         vec![],
     )
