@@ -4,8 +4,9 @@ what the record cache buys. The harness's workloads (wrk + bench/lua/workload.lu
 same seeded data, 64 connections by default); each pair below runs in one session,
 the side that goes first alternating run by run, and is reported as a ratio:
 
-1. Cache: `get by id` with the record cache vs `--cache off`, on SQLite (in process)
-   and on PostgreSQL with Redis (shared). Target: cached ≥ 1.5 × uncached.
+1. Cache: `get by id` with the record cache vs `--cache off`, on SQLite (in process,
+   `--cache local`) and on PostgreSQL with Redis (shared). Target: cached ≥ 1.5 ×
+   uncached.
 2. Limits: on PostgreSQL, the rate limiter in process vs in Redis (one GCRA script per
    request), cache off on both sides so only the limiter differs; get and create.
    Target: Redis costs ≤ 15 % (ratio ≥ 0.85).
@@ -151,7 +152,7 @@ class NodesBench(h.Bench):
         off = {"KEEL_CACHE": "off"}
         return {
             "sqlite": self.pair("cache-sqlite", "sqlite", {
-                "cached": (1, {"KEEL_CACHE": "auto"}), "uncached": (1, off)}, ["get"]),
+                "cached": (1, {"KEEL_CACHE": "local"}), "uncached": (1, off)}, ["get"]),
             "postgres+redis": self.pair("cache-pg", "postgres", {
                 "cached": (1, {"KEEL_CACHE": "auto", "KEEL_REDIS_URL": self.redis}),
                 "uncached": (1, {**off, "KEEL_REDIS_URL": self.redis})}, ["get"]),

@@ -41,6 +41,28 @@ impl Cached {
         }
     }
 
+    /// About how many bytes the entry takes in memory (the map's buckets and the
+    /// strings they own), for the in-process cache's bound.
+    pub fn weight(&self) -> u32 {
+        fn json(v: &Json) -> usize {
+            match v {
+                Json::String(s) => 24 + s.len(),
+                Json::Array(items) => 24 + items.iter().map(|i| 32 + json(i)).sum::<usize>(),
+                Json::Object(m) => {
+                    64 + m.iter().map(|(k, v)| 72 + k.len() + json(v)).sum::<usize>()
+                }
+                _ => 0,
+            }
+        }
+        match self {
+            Cached::Deleted => 96,
+            Cached::Record { record, .. } => {
+                let fields: usize = record.iter().map(|(k, v)| 72 + k.len() + json(v)).sum();
+                u32::try_from(160 + fields).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
     /// Whether this entry may replace `current` (newer version, or a delete).
     pub fn supersedes(&self, current: &Cached) -> bool {
         match (self, current) {
@@ -93,18 +115,20 @@ impl CacheStats {
     }
 }
 
-/// Records cached in this process (moka, bounded by entry count, least recently
-/// used out first). Right for one node: nothing tells other processes of a write.
+/// Records cached in this process (moka, bounded by an estimate of the memory they
+/// take, least recently used out first). Right for one node: nothing tells other
+/// processes of a write.
 pub struct LocalRecordCache {
     entries: moka::sync::Cache<(u32, u64, u128), Cached>,
 }
 
 impl LocalRecordCache {
-    /// A cache holding at most `capacity` records.
-    pub fn new(capacity: u64) -> Self {
+    /// A cache holding records worth at most about `bytes` of memory.
+    pub fn new(bytes: u64) -> Self {
         Self {
             entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(|_, entry: &Cached| entry.weight())
                 .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
         }
@@ -235,6 +259,40 @@ mod tests {
     }
 
     #[test]
+    fn a_record_weighs_what_its_fields_hold() {
+        let mut m = Map::new();
+        m.insert("version".into(), Json::from(1));
+        let small = Cached::record(m.clone()).weight();
+        m.insert("body".into(), Json::from("x".repeat(1000)));
+        let large = Cached::record(m).weight();
+        assert!(large >= small + 1000, "{small} → {large}");
+    }
+
+    #[tokio::test]
+    async fn the_local_cache_keeps_within_its_bytes() {
+        let cache = LocalRecordCache::new(64 * 1024);
+        for i in 0..1000u128 {
+            let mut m = Map::new();
+            m.insert("version".into(), Json::from(1));
+            m.insert("body".into(), Json::from("x".repeat(500)));
+            let key = CacheKey {
+                collection: "posts",
+                slot: 0,
+                schema: 1,
+                id: uuid::Uuid::from_u128(i),
+            };
+            cache.put(key, Cached::record(m)).await;
+        }
+        cache.entries.run_pending_tasks();
+        assert!(
+            cache.entries.weighted_size() <= 64 * 1024,
+            "{}",
+            cache.entries.weighted_size()
+        );
+        assert!(cache.entries.entry_count() < 1000);
+    }
+
+    #[test]
     fn newer_versions_and_deletes_win_and_nothing_beats_a_delete() {
         assert!(rec(2).supersedes(&rec(1)));
         assert!(!rec(1).supersedes(&rec(2)));
@@ -246,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_local_put_keeps_the_newest() {
-        let cache = LocalRecordCache::new(100);
+        let cache = LocalRecordCache::new(1 << 20);
         let key = CacheKey {
             collection: "posts",
             slot: 0,

@@ -83,17 +83,18 @@ impl Settings {
 /// Where records read by id are cached (see `keel serve --cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum CacheMode {
-    /// In this process on SQLite; in Redis when Redis is set; else nowhere.
+    /// In Redis when Redis is set; else nowhere.
     #[default]
     Auto,
-    /// In this process, whatever the database: for a single node.
+    /// In this process (about 24 MB of records), whatever the database: for a
+    /// single node.
     Local,
     /// Nowhere: every read goes to the database.
     Off,
 }
 
-/// How many records the in-process cache holds.
-const LOCAL_CACHE_RECORDS: u64 = 100_000;
+/// About how much memory the in-process record cache may take.
+const LOCAL_CACHE_BYTES: u64 = 24 * 1024 * 1024;
 
 /// Why a server could not be built. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +228,6 @@ impl App {
         };
         let secret = cursor_secret(&store, secret).await?;
         let cipher = field_cipher(&model, field_keys.as_deref())?;
-        let sqlite = store.dialect() == keel_expr::Dialect::Sqlite;
         let mut engine = Engine::new(Arc::new(model), store, secret.as_bytes());
         if let Some(cipher) = cipher {
             engine = engine.with_cipher(cipher);
@@ -259,7 +259,7 @@ impl App {
             engine = engine.with_recent_writes(recent);
         }
         let local = || -> Arc<dyn keel_core::cache::RecordCache> {
-            Arc::new(keel_core::cache::LocalRecordCache::new(LOCAL_CACHE_RECORDS))
+            Arc::new(keel_core::cache::LocalRecordCache::new(LOCAL_CACHE_BYTES))
         };
         let record_cache = match (cache, &redis) {
             (CacheMode::Off, _) => None,
@@ -269,7 +269,9 @@ impl App {
                 &redis_prefix,
             ))
                 as Arc<dyn keel_core::cache::RecordCache>),
-            (CacheMode::Auto, None) => sqlite.then(local),
+            // One node on SQLite reads in process already; a cache there costs more
+            // memory than it saves time by default (`--cache local` opts in).
+            (CacheMode::Auto, None) => None,
         };
         if let Some(c) = record_cache {
             tracing::info!(cache = c.kind(), "records read by id are cached");

@@ -164,10 +164,11 @@ pub struct ServeArgs {
     /// Forwarded headers name the client (else `[server] trusted_proxies`).
     #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
     pub trusted_proxies: Vec<keel_spec::Cidr>,
-    /// Where records read by id are cached: `auto` is in this process on SQLite, in
-    /// Redis when --redis is set, and nowhere on PostgreSQL without Redis (other
-    /// nodes could not invalidate it); `local` caches in this process (only when it
-    /// is the one node); `off` reads the database every time.
+    /// Where records read by id are cached: `auto` is in Redis when --redis is set,
+    /// else nowhere (other nodes could not be told of a write, and one node on
+    /// SQLite reads in process already); `local` caches about 24 MB of records in
+    /// this process (only when it is the one node); `off` reads the database every
+    /// time.
     #[arg(long, env = "KEEL_CACHE", value_enum, default_value_t = keel::CacheMode::Auto)]
     pub cache: keel::CacheMode,
     /// Read replicas of the PostgreSQL database (postgres://…, comma-separated):

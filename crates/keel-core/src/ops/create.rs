@@ -175,12 +175,8 @@ impl Engine {
         tx.commit().await?;
         self.after_commit();
         self.note_write(principal).await;
-        self.cache_written(vec![crate::write::Touched {
-            collection: c.name.clone(),
-            id,
-            record: Some(record.clone()),
-        }])
-        .await;
+        // Nothing is cached for a new id (nor can an older version be: there is
+        // none), so a create writes nothing through; a read fills it when wanted.
         Ok(Created {
             record: Json::Object(self.open(c, record)),
             id: id.hyphenated().to_string(),
