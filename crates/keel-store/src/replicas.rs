@@ -61,21 +61,11 @@ impl Replicas {
         })
     }
 
-    /// How many replicas there are, and how many serve reads now.
-    pub fn counts(&self) -> (usize, usize) {
-        let up = self
-            .members
-            .iter()
-            .filter(|r| r.in_service.load(Ordering::Relaxed))
-            .count();
-        (self.members.len(), up)
-    }
-
-    /// `(name, in service)` per replica, for `/metrics`.
-    pub fn states(&self) -> Vec<(String, bool)> {
+    /// Whether each replica serves reads now, in the order given (for `/metrics`).
+    pub fn in_service(&self) -> Vec<bool> {
         self.members
             .iter()
-            .map(|r| (r.name.clone(), r.in_service.load(Ordering::Relaxed)))
+            .map(|r| r.in_service.load(Ordering::Relaxed))
             .collect()
     }
 

@@ -502,11 +502,11 @@ impl keel_http::metrics::MetricsSource for ReplicaMetrics {
             "# HELP keel_replica_in_service Whether a read replica serves reads (caught up, answering).\n\
              # TYPE keel_replica_in_service gauge\n",
         );
-        for (i, (_, up)) in replicas.states().iter().enumerate() {
+        for (i, up) in replicas.in_service().into_iter().enumerate() {
             let _ = writeln!(
                 out,
                 "keel_replica_in_service{{replica=\"{i}\"}} {}",
-                u8::from(*up)
+                u8::from(up)
             );
         }
     }

@@ -70,15 +70,7 @@ pub async fn get_as(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Val
 }
 
 pub async fn cache_counts(app: &TestApp) -> (u64, u64) {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::many_nodes::metrics(app).await;
     let count = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))

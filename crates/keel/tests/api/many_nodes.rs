@@ -86,7 +86,8 @@ fn assert_only_200_and_429(statuses: &[u16]) {
     );
 }
 
-async fn metrics(node: &TestApp) -> String {
+/// The node's `/metrics` text.
+pub(crate) async fn metrics(node: &TestApp) -> String {
     node.client
         .get(node.url("/metrics"))
         .send()

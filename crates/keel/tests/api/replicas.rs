@@ -79,15 +79,7 @@ impl Drop for ReplicaSet {
 }
 
 async fn in_service(app: &TestApp) -> Option<bool> {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::many_nodes::metrics(app).await;
     text.lines()
         .find(|l| l.starts_with("keel_replica_in_service{replica=\"0\"}"))
         .map(|l| l.ends_with(" 1"))
