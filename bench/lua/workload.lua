@@ -2,11 +2,14 @@
 -- the environment:
 --   BENCH_SYSTEM    keel | ceiling | pocketbase   (URL shapes and bodies differ)
 --   BENCH_WORKLOAD  get | list | authlist | create | update | mixed | gql-get | gql-list
---                   (gql-*: Keel only, the GraphQL twins of get and list, same fields)
+--                   | gql-screen | rest-screen
+--                   (gql-*: Keel only, the GraphQL twins of get and list, same fields;
+--                   *-screen: Keel only, one screen of posts with author and comments)
 --   BENCH_TOKEN     bearer token of the benchmark user (the ceiling: the user id)
 --   BENCH_USER      the benchmark user's id (PocketBase wants it in the body)
 --   BENCH_IDS       file of readable post ids (get, mixed)
 --   BENCH_OWN_IDS   file of the benchmark user's post ids (update, mixed)
+--   BENCH_SCREEN_IDS file of the nested screen's 10 post ids (rest-screen: their comments)
 -- done() prints one line "BENCH_RESULT {json}" that the harness parses.
 
 local system = os.getenv("BENCH_SYSTEM") or "keel"
@@ -35,7 +38,7 @@ function setup(thread)
   threads[#threads + 1] = thread
 end
 
-local ids, own = {}, {}
+local ids, own, screen = {}, {}, {}
 local versions = {}
 local i_read, i_own = 0, 0
 local seq = 0
@@ -43,6 +46,7 @@ local auth_header
 
 function init(args)
   ids = read_lines(os.getenv("BENCH_IDS"))
+  screen = read_lines(os.getenv("BENCH_SCREEN_IDS"))
   local all_own = read_lines(os.getenv("BENCH_OWN_IDS"))
   -- Each thread updates its own slice of the user's posts, round-robin, so no two
   -- requests in flight touch one record and the If-Match version is known here.
@@ -148,6 +152,42 @@ local function gql_list()
   return graphql(gql_list_body)
 end
 
+-- The nested screen: the 10 newest public posts not by the benchmark user, each with
+-- its author and its 5 newest comments. GraphQL: one query. REST: the list with
+-- `expand=author`, then one comments list per post (11 calls; screens/s = req/s / 11).
+local function url_encode(s)
+  return (s:gsub("[^%w%-_%.~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+local screen_filter = 'visibility == "public" && author != "' .. user .. '"'
+
+local gql_screen_body = '{"query":"query($f: String) { posts(filter: $f, sort: \\"-created_at\\", limit: 10) ' ..
+  '{ items { id title body created_at author { id name } ' ..
+  'comments(sort: \\"-created_at\\", limit: 5) { items { id body created_at author_id } } } } }",' ..
+  '"variables":{"f":"visibility == \\"public\\" && author != \\"' .. user .. '\\""}}'
+
+local function gql_screen()
+  return wrk.format("POST", "/graphql", {
+    ["Authorization"] = auth_header,
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/graphql-response+json",
+  }, gql_screen_body)
+end
+
+local i_screen = 0
+
+local function rest_screen()
+  local k = i_screen % (#screen + 1)
+  i_screen = i_screen + 1
+  local path
+  if k == 0 then
+    path = "/v1/posts?filter=" .. url_encode(screen_filter) .. "&sort=-created_at&limit=10&expand=author"
+  else
+    path = "/v1/comments?filter=" .. url_encode('post == "' .. screen[k] .. '"') .. "&sort=-created_at&limit=5"
+  end
+  return wrk.format("GET", path, { ["Authorization"] = auth_header })
+end
+
 local function mixed()
   -- 90% reads (2/3 get by id, 1/3 the rule-filtered list), 10% writes (half creates,
   -- half updates), signed in throughout.
@@ -187,6 +227,7 @@ local dispatch = {
   get = get, list = list, authlist = authlist,
   create = create, update = update_checked, mixed = mixed,
   ["gql-get"] = gql_get, ["gql-list"] = gql_list,
+  ["gql-screen"] = gql_screen, ["rest-screen"] = rest_screen,
 }
 local make = dispatch[workload] or get
 

@@ -18,6 +18,8 @@
 mod documents;
 mod names;
 mod operations;
+mod order;
+mod plan;
 mod refs;
 mod schema;
 mod subscription;
@@ -26,6 +28,7 @@ use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{ErrorExtensions, ServerError, Value};
+use documents::Known;
 use keel_core::ratelimit::{LimitTarget, OpKind, RateLimits, Verdict};
 use keel_core::{CoreError, Engine, ErrorCode, Principal};
 use std::sync::Arc;
@@ -68,6 +71,8 @@ pub(crate) struct Core {
     pub limits: Arc<RateLimits>,
     /// Batches the ref loaders ran (each one `list` per collection and 200 ids).
     pub ref_batches: AtomicU64,
+    /// Requests a plan answered (see [`plan`]).
+    pub plan_runs: AtomicU64,
 }
 
 /// One request's caller, and the ref loader that reads as them (never shared).
@@ -91,6 +96,9 @@ pub struct GraphQl {
 /// The answer to one GraphQL request.
 pub struct Outcome {
     pub response: async_graphql::Response,
+    /// The whole response body, already written (a planned document answered it):
+    /// `response` is then empty.
+    pub prepared: Option<Vec<u8>>,
     /// A request error (unparsable, invalid, over a limit): nothing was executed.
     pub request_error: bool,
     /// A mutation was asked where only queries are allowed (GET): nothing executed.
@@ -110,6 +118,7 @@ impl GraphQl {
             engine,
             limits,
             ref_batches: AtomicU64::new(0),
+            plan_runs: AtomicU64::new(0),
         });
         let schema = schema::build(&core, hub.as_ref(), &options)?;
         Ok(Self {
@@ -130,6 +139,12 @@ impl GraphQl {
         self.core.ref_batches.load(Ordering::Relaxed)
     }
 
+    /// How many requests a compiled plan has answered so far (for tests: which
+    /// documents skip the dynamic executor).
+    pub fn plan_runs(&self) -> u64 {
+        self.core.plan_runs.load(Ordering::Relaxed)
+    }
+
     /// Run one request as `principal` (counted against the quotas of
     /// `client_ip` when anonymous). `queries_only`: refuse mutations (GET).
     pub async fn execute(
@@ -139,17 +154,86 @@ impl GraphQl {
         request: async_graphql::Request,
         queries_only: bool,
     ) -> Outcome {
-        let request = match self.prepare(principal, client_ip, request, queries_only) {
-            Ok(r) => r,
-            Err(refused) => return *refused,
+        if let Some(refused) = self.too_long(&request) {
+            return refused;
+        }
+        let known = self.documents.get(&request.query);
+        if let Some(Known::Planned(plan)) = &known
+            && let Some(answer) = plan
+                .run(
+                    &self.core,
+                    &principal,
+                    &client_ip,
+                    request.operation_name.as_deref(),
+                    &request.variables,
+                )
+                .await
+        {
+            self.core.plan_runs.fetch_add(1, Ordering::Relaxed);
+            return match answer {
+                Ok(body) => Outcome {
+                    response: async_graphql::Response::new(Value::Null),
+                    prepared: Some(body),
+                    request_error: false,
+                    mutation_refused: false,
+                },
+                Err(mut response) => {
+                    settle_codes(&mut response);
+                    Outcome {
+                        response,
+                        prepared: None,
+                        request_error: false,
+                        mutation_refused: false,
+                    }
+                }
+            };
+        }
+        // A document not decided yet is planned after a run without a request error:
+        // it is valid against the schema then.
+        let undecided = match &known {
+            None | Some(Known::Parsed { decided: false, .. }) => Some(request.query.clone()),
+            _ => None,
         };
+        let operation = request.operation_name.clone();
+        let (request, reorder) =
+            match self.prepare(principal, client_ip, request, queries_only, known) {
+                Ok(r) => r,
+                Err(refused) => return *refused,
+            };
         let mut response = self.schema.execute(request).await;
+        if let Some(doc) = &reorder {
+            order::in_query_order(doc, operation.as_deref(), &mut response.data);
+        }
         let request_error = settle_codes(&mut response);
+        if let Some(query) = undecided
+            && !request_error
+            && let Some(Known::Parsed { doc, .. }) = self.documents.get(&query)
+        {
+            let plan = plan::Plan::compile(&doc, self.core.engine.model());
+            self.documents.decide(&query, plan);
+        }
         Outcome {
             response,
+            prepared: None,
             request_error,
             mutation_refused: false,
         }
+    }
+
+    /// A query text over the size limit, refused.
+    fn too_long(&self, request: &async_graphql::Request) -> Option<Outcome> {
+        (request.query.len() > self.options.max_query_bytes).then(|| Outcome {
+            response: async_graphql::Response::from_errors(vec![server_error(
+                format!(
+                    "the query is longer than {} bytes",
+                    self.options.max_query_bytes
+                ),
+                ErrorCode::PayloadTooLarge,
+            )]),
+            request_error: true,
+            mutation_refused: false,
+            prepared: None,
+        })
     }
 
     /// Run one operation of a WebSocket as `principal`: the responses of a
@@ -165,43 +249,46 @@ impl GraphQl {
     ) -> Result<futures_util::stream::BoxStream<'static, async_graphql::Response>, Box<Outcome>>
     {
         use futures_util::StreamExt;
-        let request = self.prepare(principal, client_ip, request, false)?;
+        if let Some(refused) = self.too_long(&request) {
+            return Err(Box::new(refused));
+        }
+        let known = self.documents.get(&request.query);
+        let operation = request.operation_name.clone();
+        let (request, reorder) = self.prepare(principal, client_ip, request, false, known)?;
         Ok(self
             .schema
             .execute_stream(request)
-            .map(|mut response| {
+            .map(move |mut response| {
+                if let Some(doc) = &reorder {
+                    order::in_query_order(doc, operation.as_deref(), &mut response.data);
+                }
                 settle_codes(&mut response);
                 response
             })
             .boxed())
     }
 
-    /// The checks before executing (size, syntax, aliases, method), then the request
-    /// with its caller: principal, address and a ref loader of their own.
+    /// The checks before executing (syntax, depth, aliases, method), then the request
+    /// with its caller: principal, address and a ref loader of their own. `known`:
+    /// what the document cache had for the text.
     fn prepare(
         &self,
         principal: Principal,
         client_ip: String,
         mut request: async_graphql::Request,
         queries_only: bool,
-    ) -> Result<async_graphql::Request, Box<Outcome>> {
+        known: Option<Known>,
+    ) -> Result<(async_graphql::Request, Option<ExecutableDocument>), Box<Outcome>> {
         let refuse = |message: String, code: ErrorCode| Outcome {
             response: async_graphql::Response::from_errors(vec![server_error(message, code)]),
             request_error: true,
             mutation_refused: false,
+            prepared: None,
         };
-        if request.query.len() > self.options.max_query_bytes {
-            return Err(Box::new(refuse(
-                format!(
-                    "the query is longer than {} bytes",
-                    self.options.max_query_bytes
-                ),
-                ErrorCode::PayloadTooLarge,
-            )));
-        }
         let operation_name = request.operation_name.clone();
-        match self.documents.get(&request.query) {
-            Some(doc) => request.set_parsed_query(doc),
+        match known {
+            Some(Known::Parsed { doc, .. }) => request.set_parsed_query(doc),
+            Some(Known::Planned(_)) => {}
             None => {
                 if let Ok(doc) = request.parsed_query() {
                     let doc = doc.clone();
@@ -217,6 +304,7 @@ impl GraphQl {
                     response: async_graphql::Response::from_errors(vec![e]),
                     request_error: true,
                     mutation_refused: false,
+                    prepared: None,
                 }));
             }
         };
@@ -233,6 +321,8 @@ impl GraphQl {
                 ErrorCode::MalformedRequest,
             )));
         }
+        // Kept for putting the answer back in query order, when it may need it.
+        let reorder = order::may_come_out_of_order(doc).then(|| doc.clone());
         let aliases = count_aliases(doc);
         if aliases > self.options.max_aliases {
             return Err(Box::new(refuse(
@@ -255,6 +345,7 @@ impl GraphQl {
                     )]),
                     request_error: true,
                     mutation_refused: true,
+                    prepared: None,
                 }));
             }
         }
@@ -267,11 +358,14 @@ impl GraphQl {
             async_graphql::dataloader::HashMapCache::default(),
         )
         .max_batch_size(keel_core::MAX_LIMIT as usize);
-        Ok(request.data(Caller {
-            principal,
-            client_ip,
-            loader,
-        }))
+        Ok((
+            request.data(Caller {
+                principal,
+                client_ip,
+                loader,
+            }),
+            reorder,
+        ))
     }
 }
 
@@ -435,10 +529,12 @@ pub(crate) fn core_error(e: CoreError) -> async_graphql::Error {
     })
 }
 
-/// Count one operation against the caller's quotas, as REST counts it.
+/// Count one operation against the quotas of `principal` (of `client_ip` when
+/// anonymous), as REST counts it.
 pub(crate) async fn admit(
     core: &Core,
-    caller: &Caller,
+    principal: &Principal,
+    client_ip: &str,
     collection: &str,
     op: OpKind,
 ) -> Result<(), async_graphql::Error> {
@@ -446,11 +542,7 @@ pub(crate) async fn admit(
         collection: collection.to_string(),
         op,
     };
-    match core
-        .limits
-        .check(caller.principal.id, &caller.client_ip, &target)
-        .await
-    {
+    match core.limits.check(principal.id, client_ip, &target).await {
         Verdict::Allowed(_) => Ok(()),
         Verdict::Refused(_, d) => {
             let retry = d.reset.as_secs_f64().ceil().max(1.0) as u64;

@@ -6,8 +6,8 @@ use crate::{Caller, Core, admit, core_error};
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef,
 };
-use keel_core::ListText;
 use keel_core::ratelimit::OpKind;
+use keel_core::{ListText, Page, Principal};
 use keel_spec::Collection;
 use std::sync::Arc;
 
@@ -55,14 +55,45 @@ pub(crate) async fn list_page<'a>(
         expand: None,
         count: arg(ctx, "count").map(|v| v.boolean()).transpose()? == Some(true),
     };
-    admit(core, caller, coll, OpKind::List).await?;
-    let q = core.engine.list_query(coll, &text).map_err(core_error)?;
-    let page = core
-        .engine
-        .list(&caller.principal, coll, &q)
-        .await
-        .map_err(core_error)?;
+    let page = fetch_page(core, &caller.principal, &caller.client_ip, coll, &text).await?;
     Ok(Some(FieldValue::owned_any(page)))
+}
+
+/// One page of `coll` as `principal` reads it, counted against their quotas: what a
+/// list field resolves to, planned or not.
+pub(crate) async fn fetch_page(
+    core: &Core,
+    principal: &Principal,
+    client_ip: &str,
+    coll: &str,
+    text: &ListText,
+) -> async_graphql::Result<Page> {
+    admit(core, principal, client_ip, coll, OpKind::List).await?;
+    let q = core.engine.list_query(coll, text).map_err(core_error)?;
+    core.engine
+        .list(principal, coll, &q)
+        .await
+        .map_err(core_error)
+}
+
+/// The record `id` of `coll` as `principal` reads it (every visible field), counted
+/// against their quotas: what a by-id field resolves to, planned or not.
+pub(crate) async fn fetch_record(
+    core: &Core,
+    principal: &Principal,
+    client_ip: &str,
+    coll: &str,
+    id: &str,
+) -> async_graphql::Result<serde_json::Value> {
+    admit(core, principal, client_ip, coll, OpKind::Get).await?;
+    let projection = core
+        .engine
+        .projection(coll, None, None)
+        .map_err(core_error)?;
+    core.engine
+        .get(principal, coll, id, &projection)
+        .await
+        .map_err(core_error)
 }
 
 pub(crate) fn list_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
@@ -96,16 +127,8 @@ pub(crate) fn by_id_field(core: &Arc<Core>, c: &Collection, tn: &str) -> Field {
                 let result: async_graphql::Result<Option<FieldValue>> = async {
                     let caller = ctx.data::<Caller>()?;
                     let id = ctx.args.try_get("id")?.string()?.to_string();
-                    admit(&core, caller, &coll, OpKind::Get).await?;
-                    let projection = core
-                        .engine
-                        .projection(&coll, None, None)
-                        .map_err(core_error)?;
-                    let rec = core
-                        .engine
-                        .get(&caller.principal, &coll, &id, &projection)
-                        .await
-                        .map_err(core_error)?;
+                    let rec = fetch_record(&core, &caller.principal, &caller.client_ip, &coll, &id)
+                        .await?;
                     Ok(Some(record(rec)))
                 }
                 .await;
@@ -130,7 +153,14 @@ pub(crate) fn create_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &s
                     let caller = ctx.data::<Caller>()?;
                     let body = input_json(&ctx)?;
                     let key = arg_string(&ctx, "idempotency_key")?;
-                    admit(&core, caller, &coll, OpKind::Create).await?;
+                    admit(
+                        &core,
+                        &caller.principal,
+                        &caller.client_ip,
+                        &coll,
+                        OpKind::Create,
+                    )
+                    .await?;
                     let created = core
                         .engine
                         .create(&caller.principal, &coll, &body, key.as_deref())
@@ -165,7 +195,14 @@ pub(crate) fn update_field(core: &Arc<Core>, c: &Collection, tn: &str, input: &s
                     let id = ctx.args.try_get("id")?.string()?.to_string();
                     let body = input_json(&ctx)?;
                     let version = arg_int(&ctx, "if_version")?;
-                    admit(&core, caller, &coll, OpKind::Update).await?;
+                    admit(
+                        &core,
+                        &caller.principal,
+                        &caller.client_ip,
+                        &coll,
+                        OpKind::Update,
+                    )
+                    .await?;
                     let versions = version.map(|v| [v]);
                     let rec = core
                         .engine
@@ -204,7 +241,14 @@ pub(crate) fn delete_field(core: &Arc<Core>, c: &Collection) -> Field {
                     let caller = ctx.data::<Caller>()?;
                     let id = ctx.args.try_get("id")?.string()?.to_string();
                     let version = arg_int(&ctx, "if_version")?;
-                    admit(&core, caller, &coll, OpKind::Delete).await?;
+                    admit(
+                        &core,
+                        &caller.principal,
+                        &caller.client_ip,
+                        &coll,
+                        OpKind::Delete,
+                    )
+                    .await?;
                     let versions = version.map(|v| [v]);
                     core.engine
                         .delete(

@@ -242,8 +242,11 @@ pub async fn serve(
         Ok(r) => r,
         Err((status, message, code)) => return refuse(status, &message, code, graphql_response),
     };
-    let outcome = graphql.execute(principal, ip, request, get).await;
-    let body = execution_result_bytes(&outcome.response, !outcome.request_error);
+    let mut outcome = graphql.execute(principal, ip, request, get).await;
+    let body = match outcome.prepared.take() {
+        Some(body) => body,
+        None => execution_result_bytes(&outcome.response, !outcome.request_error),
+    };
     let status = if outcome.mutation_refused {
         StatusCode::METHOD_NOT_ALLOWED
     } else if outcome.request_error && graphql_response {

@@ -14,6 +14,7 @@ mod events_brokers;
 mod events_crash;
 mod foundation;
 mod graphql;
+mod graphql_plans;
 mod graphql_subscriptions;
 mod lists;
 mod many_nodes;
