@@ -1,9 +1,10 @@
 //! Refs resolved in batches: a per-request, per-caller DataLoader over the core's
-//! `list` (`id in [...]`, under the caller's read rule), so a page of records with
-//! their refs costs one query per collection and level, never one per record.
+//! [`read_by_ids`](keel_core::Engine::read_by_ids) (by primary key, under the
+//! caller's read rule, as REST's `expand`), so a page of records with their refs
+//! costs one query per collection and level, never one per record.
 
 use crate::{Core, core_error};
-use keel_core::{CoreError, ListText, MAX_LIMIT};
+use keel_core::MAX_LIMIT;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +17,8 @@ pub(crate) struct RefKey {
     pub id: String,
 }
 
-/// Loads referenced records for one caller, under their read rules: one `list` with
-/// `id in [...]` per collection and batch. Built per request, never shared.
+/// Loads referenced records for one caller, under their read rules: one query by
+/// primary key per collection and batch. Built per request, never shared.
 pub(crate) struct RefLoader {
     pub core: Arc<Core>,
     pub principal: keel_core::Principal,
@@ -39,33 +40,21 @@ impl async_graphql::dataloader::Loader<RefKey> for RefLoader {
         let engine = &self.core.engine;
         let mut found = HashMap::new();
         for (collection, ids) in by_collection {
+            let ids: Vec<uuid::Uuid> = ids.iter().filter_map(|id| id.parse().ok()).collect();
             for chunk in ids.chunks(MAX_LIMIT as usize) {
                 self.core.ref_batches.fetch_add(1, Ordering::Relaxed);
-                let list = chunk
-                    .iter()
-                    .map(|id| format!("\"{id}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let text = ListText {
-                    filter: Some(format!("id in [{list}]")),
-                    limit: Some(MAX_LIMIT),
-                    ..Default::default()
-                };
-                let query = engine.list_query(collection, &text).map_err(core_error)?;
-                let page = match engine.list(&self.principal, collection, &query).await {
-                    Ok(page) => page,
-                    // A collection nobody may list: its records stay unresolved (null).
-                    Err(CoreError::Denied { .. }) => continue,
-                    Err(e) => return Err(core_error(e)),
-                };
-                for item in page.items {
-                    if let Some(id) = item.get("id").and_then(Json::as_str) {
+                let records = engine
+                    .read_by_ids(&self.principal, collection, chunk)
+                    .await
+                    .map_err(core_error)?;
+                for record in records {
+                    if let Some(id) = record.get("id").and_then(Json::as_str) {
                         found.insert(
                             RefKey {
                                 collection: collection.to_string(),
                                 id: id.to_string(),
                             },
-                            item.clone(),
+                            Json::Object(record),
                         );
                     }
                 }

@@ -12,6 +12,41 @@ use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
 impl Engine {
+    /// The records of `collection` with these ids that `principal` may read, in no
+    /// particular order: one query by primary key under the read rule (none at all
+    /// when the collection has no read rule). What `expand` and GraphQL's refs load.
+    pub async fn read_by_ids(
+        &self,
+        principal: &Principal,
+        collection: &str,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<Map<String, Json>>, CoreError> {
+        let target = self.collection(collection)?;
+        self.readable_by_ids(principal, target, ids).await
+    }
+
+    async fn readable_by_ids(
+        &self,
+        principal: &Principal,
+        target: &Collection,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<Map<String, Json>>, CoreError> {
+        if ids.is_empty() || target.access.read.is_none() {
+            return Ok(Vec::new());
+        }
+        let dialect = self.dialect();
+        let scope = RowScope::new(&self.model, target, principal);
+        let (mut q, columns) = self.select(target);
+        q.and_where(col(&target.name, "id").is_in(ids.iter().map(|u| id_value(*u, dialect))));
+        q.and_where(rule_predicate(target.access.read.as_ref(), &scope, dialect));
+        Ok(self
+            .read_rows(principal, &Stmt::build(&q, dialect), &storages(&columns))
+            .await?
+            .into_iter()
+            .map(|row| self.record(target, &columns, row))
+            .collect())
+    }
+
     /// Embed the records that ref fields point at, each under its own read rule.
     pub(crate) async fn expand(
         &self,
@@ -20,7 +55,6 @@ impl Engine {
         fields: &[String],
         records: &mut [Map<String, Json>],
     ) -> Result<(), CoreError> {
-        let dialect = self.dialect();
         for name in fields {
             let Some(FieldType::Ref { to, .. }) = c.field(name).map(|f| &f.ty) else {
                 continue;
@@ -33,24 +67,15 @@ impl Engine {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let mut found: HashMap<String, Json> = HashMap::new();
-            if !ids.is_empty() && target.access.read.is_some() {
-                let scope = RowScope::new(&self.model, target, principal);
-                let (mut q, columns) = self.select(target);
-                q.and_where(
-                    col(&target.name, "id").is_in(ids.iter().map(|u| id_value(*u, dialect))),
-                );
-                q.and_where(rule_predicate(target.access.read.as_ref(), &scope, dialect));
-                for row in self
-                    .read_rows(principal, &Stmt::build(&q, dialect), &storages(&columns))
-                    .await?
-                {
-                    let rec = self.record(target, &columns, row);
-                    if let Some(id) = rec.get("id").and_then(Json::as_str) {
-                        found.insert(id.to_string(), Json::Object(rec.clone()));
-                    }
-                }
-            }
+            let found: HashMap<String, Json> = self
+                .readable_by_ids(principal, target, &ids)
+                .await?
+                .into_iter()
+                .filter_map(|rec| {
+                    let id = rec.get("id").and_then(Json::as_str)?.to_string();
+                    Some((id, Json::Object(rec)))
+                })
+                .collect();
             for r in records.iter_mut() {
                 let value = r
                     .get(name)
