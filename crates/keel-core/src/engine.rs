@@ -38,7 +38,7 @@ pub struct Engine {
     /// List filters already parsed and checked.
     pub(crate) filters: crate::statements::ParsedFilters,
     /// Which destinations want which events (built once from the model).
-    pub(crate) destinations: crate::write::outbox::Destinations,
+    pub(crate) destinations: Arc<crate::write::outbox::Destinations>,
     /// Per collection, the ref fields that point at it: `(collection, field, on_delete)`.
     pub(crate) referrers: HashMap<String, Vec<(String, String, keel_spec::OnDelete)>>,
     /// Signalled after every committed write, so the relay delivers at once.
@@ -83,7 +83,7 @@ impl Engine {
             }
         }
         Self {
-            destinations: crate::write::outbox::Destinations::new(&model),
+            destinations: Arc::new(crate::write::outbox::Destinations::new(&model)),
             referrers,
             model,
             store,
@@ -201,6 +201,12 @@ impl Engine {
                 cache.put(key, entry).await;
             }
         }
+    }
+
+    /// Which destinations want which events, for the relay that makes deliveries
+    /// from events (see `keel_store::events::relay_makes_deliveries`).
+    pub fn interests(&self) -> Arc<dyn keel_store::events::Interests> {
+        self.destinations.clone()
     }
 
     /// Notified after each committed write (the outbox relay waits on it).

@@ -86,8 +86,14 @@ pub struct Relay {
     floors: Mutex<HashMap<String, i64>>,
     /// Per collection, its encrypted fields: left out of what leaves the server.
     sealed: HashMap<String, Vec<String>>,
+    /// Which destinations want which events, where this relay makes the deliveries
+    /// from the events (SQLite; see [`events::relay_makes_deliveries`]).
+    interests: Option<Arc<dyn events::Interests>>,
     pub metrics: Arc<RelayMetrics>,
 }
+
+/// Events turned into deliveries per transaction, at most.
+const MAKE_BATCH: i64 = 1000;
 
 impl Relay {
     /// A relay over `store` delivering to `sinks` (by name), woken by `wake`.
@@ -130,8 +136,89 @@ impl Relay {
             in_flight: Mutex::new(HashMap::new()),
             floors: Mutex::new(HashMap::new()),
             sealed,
+            interests: None,
             metrics: Arc::new(RelayMetrics::new(&names)),
         }
+    }
+
+    /// Make the deliveries of events written without them (SQLite), asking
+    /// `interests` which destinations want each. Required where
+    /// [`events::relay_makes_deliveries`] holds: without it nothing is delivered.
+    pub fn with_interests(mut self, interests: Arc<dyn events::Interests>) -> Self {
+        self.interests = Some(interests);
+        self
+    }
+
+    /// In `tx`: the deliveries of the events past the relay's position (a batch),
+    /// and the position moved past them. Returns how many events it read.
+    async fn make_deliveries(
+        &self,
+        tx: &mut keel_store::Tx<'_>,
+        interests: &dyn events::Interests,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let dialect = tx.dialect();
+        let position = tx
+            .query(&events::relay_position(), &[Storage::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        let with_records = interests.reads_records();
+        let rows = tx
+            .query(
+                &events::events_after(position, MAKE_BATCH, with_records),
+                &[
+                    Storage::Int,
+                    Storage::Text,
+                    Storage::Uuid,
+                    Storage::Text,
+                    Storage::Text,
+                ],
+            )
+            .await?;
+        let mut last = position;
+        for row in &rows {
+            let (Some(seq), Some(ty), Some(record_id)) = (
+                row[0].as_i64(),
+                row[1].as_str(),
+                row[2].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok()),
+            ) else {
+                continue;
+            };
+            last = last.max(seq);
+            let Some((collection, kind)) = ty.rsplit_once('.') else {
+                continue;
+            };
+            // The record after the change (before it, for a delete), as stored.
+            let record = with_records
+                .then(|| {
+                    [&row[3], &row[4]].into_iter().find_map(|v| {
+                        v.as_str().and_then(|t| {
+                            serde_json::from_str::<serde_json::Map<String, Json>>(t).ok()
+                        })
+                    })
+                })
+                .flatten();
+            if with_records && record.is_none() {
+                continue;
+            }
+            for destination in interests.wanting(collection, kind, record.as_ref()) {
+                tx.execute(&events::insert_delivery(
+                    dialect,
+                    &destination,
+                    seq,
+                    record_id,
+                    now,
+                ))
+                .await?;
+            }
+        }
+        if last > position {
+            tx.execute(&events::set_relay_position(last)).await?;
+        }
+        Ok(rows.len())
     }
 
     /// Deliver until `shutdown` resolves; deliveries in flight then finish (their
@@ -267,14 +354,31 @@ impl Relay {
     async fn claim(&self, free: usize) -> Result<(Vec<Lease>, usize), StoreError> {
         let allowances = self.allowances(free).await?;
         let wanted = allowances.iter().map(|(_, n)| n).sum();
-        if allowances.is_empty() {
+        let dialect = self.store.dialect();
+        let maker = self
+            .interests
+            .as_deref()
+            .filter(|_| events::relay_makes_deliveries(dialect));
+        if allowances.is_empty() && maker.is_none() {
             return Ok((Vec::new(), 0));
         }
-        let dialect = self.store.dialect();
         let now = OffsetDateTime::now_utc();
         let lease_until = now + self.settings.lease;
         let mut tx = self.store.begin().await?;
         relaxed(&mut tx).await?;
+        if let Some(interests) = maker {
+            // The deliveries of the events committed since, then leases among them
+            // in the same transaction.
+            let read = self.make_deliveries(&mut tx, interests, now).await?;
+            if read as i64 == MAKE_BATCH {
+                // More events wait: come back at once.
+                self.wake.notify_one();
+            }
+        }
+        if allowances.is_empty() {
+            tx.commit().await?;
+            return Ok((Vec::new(), 0));
+        }
         if dialect == keel_store::Dialect::Postgres {
             // Planned for the bound values: a generic plan cannot know the limit is
             // small, and sorted every due delivery (20 ms with 6,000) to take eight.
@@ -315,7 +419,8 @@ impl Relay {
             leased.extend(rows);
         }
         if leased.is_empty() {
-            tx.rollback().await?;
+            // Commit: deliveries may have been made above.
+            tx.commit().await?;
             return Ok((Vec::new(), wanted));
         }
         let seqs: Vec<i64> = leased.iter().filter_map(|r| r[1].as_i64()).collect();

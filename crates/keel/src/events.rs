@@ -43,17 +43,20 @@ pub async fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay
         retention: Duration::from_secs(model.events.retention_secs),
         ..settings
     };
-    Ok(Arc::new(Relay::new(
-        model,
-        // Its own connections: leases and outcomes do not queue behind requests.
-        engine
-            .store()
-            .with_own_pool(RELAY_CONNECTIONS)
-            .map_err(|e| EventsError::Store(e.to_string()))?,
-        sinks,
-        settings,
-        engine.committed(),
-    )))
+    Ok(Arc::new(
+        Relay::new(
+            model,
+            // Its own connections: leases and outcomes do not queue behind requests.
+            engine
+                .store()
+                .with_own_pool(RELAY_CONNECTIONS)
+                .map_err(|e| EventsError::Store(e.to_string()))?,
+            sinks,
+            settings,
+            engine.committed(),
+        )
+        .with_interests(engine.interests()),
+    ))
 }
 
 /// The relay's metrics, as `/metrics` renders them.

@@ -213,8 +213,14 @@ pub fn pending_stats() -> Stmt {
 
 /// Forget what retention no longer needs: deliveries that are settled (delivered or
 /// dead) for events older than `before`, then events older than `before` with no
-/// delivery left. Two statements, in this order.
+/// delivery left (on SQLite, only those the relay has made deliveries for: an event
+/// past its position has none *yet*). Two statements, in this order.
 pub fn prune(dialect: Dialect, before: OffsetDateTime) -> [Stmt; 2] {
+    let made = if relay_makes_deliveries(dialect) {
+        " AND seq <= (SELECT seq FROM _keel_relay_position WHERE name = 'deliveries')"
+    } else {
+        ""
+    };
     [
         Stmt::new(
             format!(
@@ -226,7 +232,7 @@ pub fn prune(dialect: Dialect, before: OffsetDateTime) -> [Stmt; 2] {
         ),
         Stmt::new(
             format!(
-                "DELETE FROM _keel_events WHERE occurred_at < {} AND NOT EXISTS \
+                "DELETE FROM _keel_events WHERE occurred_at < {}{made} AND NOT EXISTS \
                  (SELECT 1 FROM _keel_deliveries d WHERE d.event_seq = _keel_events.seq)",
                 p(dialect, 1)
             ),

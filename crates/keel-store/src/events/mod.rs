@@ -1,9 +1,16 @@
 //! The outbox as SQL: `_keel_events` (one row per committed change, written in the
 //! change's transaction) and `_keel_deliveries` (one row per event and destination
-//! that wants it, written in the same transaction), plus `_keel_destinations` (which
-//! destinations a 410 disabled). Deliveries are claimed by state with a lease, never
-//! by "seq greater than the last one seen", so a transaction that commits late (its
-//! seq below one already relayed, as PostgreSQL sequences allow) is never skipped.
+//! that wants it), plus `_keel_destinations` (which destinations a 410 disabled).
+//! Deliveries are claimed by state with a lease, never by "seq greater than the last
+//! one seen", so a transaction that commits late (its seq below one already relayed,
+//! as PostgreSQL sequences allow) is never skipped.
+//!
+//! Who writes the deliveries depends on the database ([`relay_makes_deliveries`]).
+//! PostgreSQL: the change's transaction, beside its event. SQLite: the relay, from the
+//! events past its position (`_keel_relay_position`), many per transaction — the one
+//! writer then spends a change's transaction on the change and its event only. On
+//! SQLite that is safe because writes are serialized: events commit in `seq` order,
+//! so "past the position" misses none.
 
 use crate::Stmt;
 use keel_expr::Dialect;
@@ -62,6 +69,12 @@ CREATE TABLE IF NOT EXISTS _keel_destinations (
   disabled_at TEXT,
   reason TEXT
 );
+CREATE TABLE IF NOT EXISTS _keel_relay_position (
+  name TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO _keel_relay_position (name, seq)
+  SELECT 'deliveries', COALESCE(MAX(seq), 0) FROM _keel_events;
 "
         }
         Dialect::Postgres => {
@@ -107,6 +120,62 @@ CREATE TABLE IF NOT EXISTS _keel_destinations (
 "
         }
     }
+}
+
+/// Whether the relay makes the deliveries of events from the events themselves
+/// (SQLite), rather than the change's transaction writing them (PostgreSQL, whose
+/// sequences commit out of order).
+pub fn relay_makes_deliveries(dialect: Dialect) -> bool {
+    dialect == Dialect::Sqlite
+}
+
+/// Which destinations want an event: the model decides (the core's outbox); the relay
+/// asks when it makes the deliveries of events written without them.
+pub trait Interests: Send + Sync {
+    /// Whether an answer depends on the record (some destination filters on it).
+    fn reads_records(&self) -> bool;
+    /// The destinations that want the `kind` (`created`, `updated`, `deleted`) event
+    /// of `collection` whose record (after the change; before it, for a delete) is
+    /// `record`, in its stored form (`None` when [`reads_records`](Self::reads_records)
+    /// is false).
+    fn wanting(
+        &self,
+        collection: &str,
+        kind: &str,
+        record: Option<&serde_json::Map<String, Json>>,
+    ) -> Vec<String>;
+}
+
+/// The relay's position: the highest event seq whose deliveries are made (SQLite).
+pub fn relay_position() -> Stmt {
+    Stmt::new(
+        "SELECT seq FROM _keel_relay_position WHERE name = 'deliveries'",
+        vec![],
+    )
+}
+
+/// Move the relay's position to `seq`.
+pub fn set_relay_position(seq: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE _keel_relay_position SET seq = ? WHERE name = 'deliveries'",
+        vec![seq.into()],
+    )
+}
+
+/// Up to `limit` events after `seq`, oldest first: `seq, type, record_id, data,
+/// previous` (the records only `with_records`, else null).
+pub fn events_after(seq: i64, limit: i64, with_records: bool) -> Stmt {
+    let records = if with_records {
+        "data, previous"
+    } else {
+        "NULL, NULL"
+    };
+    Stmt::new(
+        format!(
+            "SELECT seq, type, record_id, {records} FROM _keel_events WHERE seq > ? ORDER BY seq LIMIT ?"
+        ),
+        vec![seq.into(), limit.into()],
+    )
 }
 
 /// The PostgreSQL channel a commit with deliveries notifies, so every node's relay
@@ -205,7 +274,8 @@ pub fn insert_event(dialect: Dialect, e: &EventRow) -> Stmt {
     )
 }
 
-/// One pending delivery of event `seq` to `destination`, due now.
+/// One pending delivery of event `seq` to `destination`, due now; nothing when that
+/// delivery exists already (a relay whose position was lost makes it only once).
 pub fn insert_delivery(
     dialect: Dialect,
     destination: &str,
@@ -215,7 +285,7 @@ pub fn insert_delivery(
 ) -> Stmt {
     Stmt::new(
         format!(
-            "INSERT INTO _keel_deliveries (destination, event_seq, record_id, state, attempts, next_attempt_at, updated_at) VALUES ({}, {}, {}, '{PENDING}', 0, {}, {})",
+            "INSERT INTO _keel_deliveries (destination, event_seq, record_id, state, attempts, next_attempt_at, updated_at) VALUES ({}, {}, {}, '{PENDING}', 0, {}, {}) ON CONFLICT (destination, event_seq) DO NOTHING",
             p(dialect, 1),
             p(dialect, 2),
             p(dialect, 3),

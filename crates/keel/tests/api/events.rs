@@ -508,8 +508,10 @@ on = ["*"]
             )
             .await
             .unwrap();
-        let guarded = rows.iter().find(|r| r[0] == "webhook:guarded").unwrap();
-        if let Some(err) = guarded[9].as_str() {
+        // On SQLite the relay makes the delivery row from the event: it may not be
+        // there yet.
+        let guarded = rows.iter().find(|r| r[0] == "webhook:guarded");
+        if let Some(err) = guarded.and_then(|g| g[9].as_str()) {
             assert!(err.contains("private or loopback"), "{err}");
             break;
         }

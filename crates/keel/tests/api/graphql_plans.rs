@@ -240,12 +240,14 @@ async fn plans_count_quotas_and_refuse_as_the_executor_does(b: Backend) {
         .to_string();
     // A GraphQL surface over the app's engine with a quota of 3 reads a minute per
     // caller: the executor's first run and the plan's runs count the same.
-    let mut policy = keel_core::ratelimit::LimitPolicy::default();
-    policy.authenticated = Some(keel_core::ratelimit::Quota {
-        name: "test".into(),
-        requests: 3,
-        period: std::time::Duration::from_secs(60),
-    });
+    let policy = keel_core::ratelimit::LimitPolicy {
+        authenticated: Some(keel_core::ratelimit::Quota {
+            name: "test".into(),
+            requests: 3,
+            period: std::time::Duration::from_secs(60),
+        }),
+        ..Default::default()
+    };
     let limits = std::sync::Arc::new(keel_core::ratelimit::RateLimits::new(
         policy,
         std::sync::Arc::new(keel_core::ratelimit::RateLimiter::new()),
