@@ -150,7 +150,7 @@ impl Relay {
     }
 
     /// In `tx`: the deliveries of the events past the relay's position (a batch),
-    /// and the position moved past them. Returns how many events it read.
+    /// and the position moved past them. Returns how many seqs it went past.
     async fn make_deliveries(
         &self,
         tx: &mut keel_store::Tx<'_>,
@@ -165,20 +165,31 @@ impl Relay {
             .and_then(|r| r.first())
             .and_then(Json::as_i64)
             .unwrap_or(0);
+        let newest = tx
+            .query(&events::newest_event(), &[Storage::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
         let with_records = interests.reads_records();
-        let rows = tx
-            .query(
-                &events::events_after(position, MAKE_BATCH, with_records),
-                &[
-                    Storage::Int,
-                    Storage::Text,
-                    Storage::Uuid,
-                    Storage::Text,
-                    Storage::Text,
-                ],
-            )
-            .await?;
-        let mut last = position;
+        let upto = newest.min(position + MAKE_BATCH);
+        let mut rows = Vec::new();
+        for seq in position + 1..=upto {
+            rows.extend(
+                tx.query(
+                    &events::event_at(seq, with_records),
+                    &[
+                        Storage::Int,
+                        Storage::Text,
+                        Storage::Uuid,
+                        Storage::Text,
+                        Storage::Text,
+                    ],
+                )
+                .await?,
+            );
+        }
         for row in &rows {
             let (Some(seq), Some(ty), Some(record_id)) = (
                 row[0].as_i64(),
@@ -187,7 +198,6 @@ impl Relay {
             ) else {
                 continue;
             };
-            last = last.max(seq);
             let Some((collection, kind)) = ty.rsplit_once('.') else {
                 continue;
             };
@@ -215,10 +225,10 @@ impl Relay {
                 .await?;
             }
         }
-        if last > position {
-            tx.execute(&events::set_relay_position(last)).await?;
+        if upto > position {
+            tx.execute(&events::set_relay_position(upto)).await?;
         }
-        Ok(rows.len())
+        Ok((upto - position).max(0) as usize)
     }
 
     /// Deliver until `shutdown` resolves; deliveries in flight then finish (their

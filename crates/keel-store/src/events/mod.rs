@@ -162,19 +162,26 @@ pub fn set_relay_position(seq: i64) -> Stmt {
     )
 }
 
-/// Up to `limit` events after `seq`, oldest first: `seq, type, record_id, data,
-/// previous` (the records only `with_records`, else null).
-pub fn events_after(seq: i64, limit: i64, with_records: bool) -> Stmt {
+/// The newest event's seq (`NULL` when there is none): SQLite answers `max` of the
+/// rowid from the end of the table, whatever its statistics say.
+pub fn newest_event() -> Stmt {
+    Stmt::new("SELECT MAX(seq) FROM _keel_events", vec![])
+}
+
+/// The event `seq`, if it exists (rolled-back transactions leave gaps): `seq, type,
+/// record_id, data, previous` (the records only `with_records`, else null). One
+/// lookup by key per event, as [`select_events`] does on SQLite: a range (`seq > ?`)
+/// is answered with a scan of the whole table and a sort while the statistics still
+/// say the outbox is empty (taken at start, before the first writes).
+pub fn event_at(seq: i64, with_records: bool) -> Stmt {
     let records = if with_records {
         "data, previous"
     } else {
         "NULL, NULL"
     };
     Stmt::new(
-        format!(
-            "SELECT seq, type, record_id, {records} FROM _keel_events WHERE seq > ? ORDER BY seq LIMIT ?"
-        ),
-        vec![seq.into(), limit.into()],
+        format!("SELECT seq, type, record_id, {records} FROM _keel_events WHERE seq = ?"),
+        vec![seq.into()],
     )
 }
 
