@@ -216,7 +216,7 @@ def keel_seed_sqlite(db: Path, users: int, posts: int, bench_user: str, base_ms:
             FROM g""", params)
         # The nested screen's comments: five on each of the newest public posts.
         conn.execute(f"""
-            WITH RECURSIVE g(n) AS (SELECT :posts - {SCREEN_POSTS - 1} UNION ALL
+            WITH RECURSIVE g(n) AS (SELECT max(1, :posts - {SCREEN_POSTS - 1}) UNION ALL
                                     SELECT n + 1 FROM g WHERE n < :posts),
                  k(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM k WHERE k < 5)
             INSERT INTO comments (id, created_at, updated_at, version, post, author, body)
@@ -263,7 +263,7 @@ def keel_seed_postgres(db: str, pg: str, users: int, posts: int, bench_user: str
                {uid(f'{base_ms}::bigint + n * 1000', 2, 'n')},
                {uid(f'{ubase}::bigint + (((n * 7 + k) % {users}) + 1) * 10', 1, f'(((n * 7 + k) % {users}) + 1)')},
                'Comment ' || k || ' on post ' || n
-        FROM generate_series({posts - SCREEN_POSTS + 1}, {posts}) n, generate_series(1, 5) k
+        FROM generate_series({max(1, posts - SCREEN_POSTS + 1)}, {posts}) n, generate_series(1, 5) k
         WHERE n % 5 <> 0;
         COMMIT;
         VACUUM ANALYZE;

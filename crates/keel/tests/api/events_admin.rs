@@ -304,6 +304,14 @@ async fn a_410_disabled_destination_comes_back_on_retry(b: Backend) {
     })
     .await;
     app.create("posts", json!({"title": "held"})).await;
+    // On SQLite the relay makes the delivery row from the event, just after the commit.
+    eventually("the held event's delivery", || async {
+        listed(app, &token, "?state=pending").await["items"]
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+    })
+    .await;
     let list = listed(app, &token, "?state=pending").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
     let hook = &list["destinations"][0];
