@@ -20,7 +20,7 @@
 use crate::operations::{fetch_page, fetch_record};
 use crate::{Core, names::pascal};
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    BaseType, DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, PathSegment, Pos, Positioned, Value, Variables};
 use keel_core::{ListText, Page, Principal};
@@ -368,12 +368,11 @@ fn arg(value: &async_graphql_value::Value, kind: Kind, variables: &[Variable]) -
     }
 }
 
-/// The selections of a record: plain fields, `<ref>_id`, `__typename`; each response
-/// key once.
-fn record_fields(c: &Collection, set: &SelectionSet) -> Option<Vec<RecordField>> {
-    let type_name = pascal(&c.name);
+/// The fields of a selection set a plan can answer: fields only (no fragments), no
+/// directives or arguments, each response key once; with their keys.
+fn plain_selections(set: &SelectionSet) -> Option<Vec<(&str, &Field)>> {
     let mut keys = HashSet::new();
-    let mut fields = Vec::new();
+    let mut out = Vec::with_capacity(set.items.len());
     for item in &set.items {
         let Selection::Field(f) = &item.node else {
             return None;
@@ -386,6 +385,17 @@ fn record_fields(c: &Collection, set: &SelectionSet) -> Option<Vec<RecordField>>
         if !keys.insert(key) {
             return None;
         }
+        out.push((key, f));
+    }
+    Some(out)
+}
+
+/// The selections of a record: plain fields, `<ref>_id`, `__typename`; each response
+/// key once.
+fn record_fields(c: &Collection, set: &SelectionSet) -> Option<Vec<RecordField>> {
+    let type_name = pascal(&c.name);
+    let mut fields = Vec::new();
+    for (key, f) in plain_selections(set)? {
         let name = f.name.node.as_str();
         let source = if name == "__typename" {
             Source::Typename(type_name.clone())
@@ -418,20 +428,8 @@ fn record_fields(c: &Collection, set: &SelectionSet) -> Option<Vec<RecordField>>
 /// The selections of a page: `items { record fields }`, `next_cursor`, `total`,
 /// `__typename`; each response key once.
 fn page_fields(c: &Collection, set: &SelectionSet) -> Option<Vec<PageField>> {
-    let mut keys = HashSet::new();
     let mut fields = Vec::new();
-    for item in &set.items {
-        let Selection::Field(f) = &item.node else {
-            return None;
-        };
-        let f = &f.node;
-        if !f.directives.is_empty() || !f.arguments.is_empty() {
-            return None;
-        }
-        let key = f.response_key().node.as_str();
-        if !keys.insert(key) {
-            return None;
-        }
+    for (key, f) in plain_selections(set)? {
         let json = json_key(key);
         let leaf = f.selection_set.node.items.is_empty();
         fields.push(match f.name.node.as_str() {

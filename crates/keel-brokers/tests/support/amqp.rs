@@ -42,6 +42,23 @@ pub async fn bind_all(channel: &Channel, exchange: &str, queue: &str, durable: b
         .expect("bind");
 }
 
+/// How many messages `queue` holds (a passive declare); `None` while the broker does
+/// not serve it.
+async fn message_count(channel: &Channel, queue: &str) -> Option<u32> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()
+        .map(|q| q.message_count())
+}
+
 /// Wait until the broker serves `queue` (a passive declare answers) with at least
 /// `messages` in it: after a restart, the durable queue and its bindings are back.
 #[allow(dead_code)] // not every test binary including this module waits for a queue
@@ -50,17 +67,7 @@ pub async fn until_recovered(url: &str, queue: &str, messages: u32) {
     loop {
         if let Ok(conn) = Connection::connect(url, Default::default()).await
             && let Ok(channel) = conn.create_channel().await
-            && let Ok(q) = channel
-                .queue_declare(
-                    queue.into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-            && q.message_count() >= messages
+            && message_count(&channel, queue).await >= Some(messages)
         {
             return;
         }
@@ -102,17 +109,7 @@ pub async fn until_routed(url: &str, exchange: &str, queue: &str, messages: u32)
                 )
                 .await
             && confirm.await.is_ok()
-            && let Ok(q) = channel
-                .queue_declare(
-                    queue.into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-            && q.message_count() > messages
+            && message_count(&channel, queue).await > Some(messages)
         {
             return;
         }

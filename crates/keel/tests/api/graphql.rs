@@ -19,9 +19,10 @@ backend_tests!(
     graphql_http_audit_passes,
 );
 
-const SPEC: &str = include_str!("../../../../examples/social/keel.toml");
+pub(crate) const SPEC: &str = include_str!("../../../../examples/social/keel.toml");
 
-fn relaxed_spec() -> String {
+/// The example with quotas no test reaches (shared with `graphql_plans`).
+pub(crate) fn relaxed_spec() -> String {
     SPEC.replace("anonymous = \"60/min\"", "anonymous = \"100000/min\"")
         .replace("authenticated = \"600/min\"", "authenticated = \"100000/min\"")
         .replace(

@@ -8,6 +8,7 @@
 //! executor's answer.
 
 use crate::backend_tests;
+use crate::graphql::relaxed_spec;
 use crate::helpers::{Backend, TestApp, spawn_app};
 use serde_json::{Value as Json, json};
 
@@ -15,17 +16,6 @@ backend_tests!(
     planned_documents_answer_as_the_executor_does,
     plans_count_quotas_and_refuse_as_the_executor_does,
 );
-
-const SPEC: &str = include_str!("../../../../examples/social/keel.toml");
-
-fn relaxed_spec() -> String {
-    SPEC.replace("anonymous = \"60/min\"", "anonymous = \"100000/min\"")
-        .replace("authenticated = \"600/min\"", "authenticated = \"100000/min\"")
-        .replace(
-            "\"POST /v1/posts\" = \"10/min\"",
-            "\"POST /v1/posts\" = \"100000/min\"\n\"POST /v1/auth/signup\" = \"100000/min\"\n\"POST /v1/auth/login\" = \"100000/min\"",
-        )
-}
 
 /// Sign up `name` and return its id and token.
 async fn sign_up(app: &TestApp, name: &str) -> (String, String) {
