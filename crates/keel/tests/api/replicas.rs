@@ -142,6 +142,16 @@ async fn reads_go_to_a_streaming_replica_and_writers_read_their_writes() {
     // The writer reads its write at once (from the primary).
     assert_eq!(names(&app, Some(&writer.token)).await, ["a"]);
     until_in_service(&app, true).await;
+    // In service means within the allowed lag, not caught up: wait until the standby
+    // has replayed "a" before pausing it there (anonymous reads come from it).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while names(&app, None).await != ["a"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the standby never replayed a"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Replay paused: the standby stops at "a". Others read the standby, the writer
     // the primary.
