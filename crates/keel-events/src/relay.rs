@@ -15,7 +15,7 @@ use keel_spec::Storage;
 use keel_store::events::{self, DEAD, DELIVERED, PENDING};
 use keel_store::{Store, StoreError};
 use serde_json::{Map, Value as Json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,6 +84,10 @@ pub struct Relay {
     in_flight: Mutex<HashMap<String, usize>>,
     /// Per destination: the highest seq leased here (see [`Relay::claim`]).
     floors: Mutex<HashMap<String, i64>>,
+    /// Per destination: the seqs in flight here until their outcome commits. Where
+    /// leases are not written (SQLite, see [`events::leases_written`]) this is what
+    /// keeps a delivery from being leased twice.
+    held: Mutex<HashMap<String, HashSet<i64>>>,
     /// Per collection, its encrypted fields: left out of what leaves the server.
     sealed: HashMap<String, Vec<String>>,
     /// Which destinations want which events, where this relay makes the deliveries
@@ -135,6 +139,7 @@ impl Relay {
             breakers,
             in_flight: Mutex::new(HashMap::new()),
             floors: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             sealed,
             interests: None,
             metrics: Arc::new(RelayMetrics::new(&names)),
@@ -406,20 +411,20 @@ impl Relay {
             // fewer than wanted, from the head: retries come due there, and
             // deliveries that waited behind an earlier one of their record.
             let after = self.floor(&destination);
-            let mut rows = tx
-                .query(
-                    &events::claim(dialect, &destination, now, lease_until, n as i64, after),
-                    &[Storage::Text, Storage::Int, Storage::Int],
-                )
+            let mut rows = self
+                .lease(&mut tx, &destination, now, lease_until, n, after)
                 .await?;
             if rows.len() < n && after > 0 {
                 let more = n - rows.len();
+                let again = self
+                    .lease(&mut tx, &destination, now, lease_until, more, 0)
+                    .await?;
+                // Unwritten leases (SQLite): the first statement's rows are due still.
+                let taken: HashSet<i64> = rows.iter().filter_map(|r| r[1].as_i64()).collect();
                 rows.extend(
-                    tx.query(
-                        &events::claim(dialect, &destination, now, lease_until, more as i64, 0),
-                        &[Storage::Text, Storage::Int, Storage::Int],
-                    )
-                    .await?,
+                    again
+                        .into_iter()
+                        .filter(|r| r[1].as_i64().is_some_and(|s| !taken.contains(&s))),
                 );
             }
             self.raise_floor(
@@ -491,7 +496,46 @@ impl Relay {
                 *in_flight.entry(l.destination.clone()).or_default() += 1;
             }
         }
+        if let Ok(mut held) = self.held.lock() {
+            for l in &leases {
+                held.entry(l.destination.clone()).or_default().insert(l.seq);
+            }
+        }
         Ok((leases, wanted))
+    }
+
+    /// Up to `n` due deliveries to `destination` past `after`, leased. Where leases
+    /// are not written, what is in flight here is still pending in the store: the
+    /// statement asks for that many more and they are left out.
+    async fn lease(
+        &self,
+        tx: &mut keel_store::Tx<'_>,
+        destination: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        n: usize,
+        after: i64,
+    ) -> Result<Vec<keel_store::Row>, StoreError> {
+        let dialect = tx.dialect();
+        let held: HashSet<i64> = if events::leases_written(dialect) {
+            HashSet::new()
+        } else {
+            self.held
+                .lock()
+                .ok()
+                .and_then(|h| h.get(destination).cloned())
+                .unwrap_or_default()
+        };
+        let limit = (n + held.len()) as i64;
+        let mut rows = tx
+            .query(
+                &events::claim(dialect, destination, now, lease_until, limit, after),
+                &[Storage::Text, Storage::Int, Storage::Int],
+            )
+            .await?;
+        rows.retain(|r| r[1].as_i64().is_some_and(|s| !held.contains(&s)));
+        rows.truncate(n);
+        Ok(rows)
     }
 
     /// One attempt, and its outcome recorded (committed with others that finish
@@ -520,6 +564,12 @@ impl Relay {
         if let Err(e) = outcomes.write(stmts).await {
             // The lease runs out and another attempt follows: at least once.
             tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery");
+        }
+        // Its outcome is committed (or lost, and then it is due again): no longer held.
+        if let Ok(mut held) = self.held.lock()
+            && let Some(seqs) = held.get_mut(&lease.destination)
+        {
+            seqs.remove(&lease.seq);
         }
     }
 

@@ -24,6 +24,7 @@ pub use migrate::{Plan, Readiness, SchemaFingerprint, Step};
 pub use postgres::redact;
 pub use sqlite::WriteStats;
 
+use rusqlite::OptionalExtension;
 use keel_spec::Storage;
 use std::sync::Arc;
 
@@ -139,6 +140,16 @@ impl Store {
                 let tx = w
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let deliveries: Option<String> = tx
+                    .query_row(
+                        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = '_keel_deliveries'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if deliveries.is_some_and(|sql| events::sqlite_needs_rebuild(&sql)) {
+                    tx.execute_batch(events::SQLITE_REBUILD)?;
+                }
                 tx.execute_batch(&ddl)?;
                 tx.commit()?;
             }

@@ -7,15 +7,25 @@ use keel_expr::Dialect;
 use sea_query::Value;
 use time::OffsetDateTime;
 
+/// Whether leasing a delivery writes its lease. PostgreSQL: yes, several nodes relay.
+/// SQLite: no, its one process is the only relay; the relay keeps what it has in
+/// flight in memory (and leases left in an older file are released at start), so a
+/// delivery's row is written when it is made and when it settles, never in between.
+pub fn leases_written(dialect: Dialect) -> bool {
+    dialect == Dialect::Postgres
+}
+
 /// Lease up to `limit` due deliveries to `destination`: pending, due, not leased by
 /// another node, and with no earlier pending delivery of the same record to the same
 /// destination (so one record's events go out in commit order, one at a time).
 /// Returns `destination, event_seq, attempts` of each leased delivery. PostgreSQL
-/// skips rows another node is leasing at this moment. Only seqs above `after` are
-/// looked at: the index range then starts past the settled deliveries, whose dead
-/// entries a scan from the head would walk until vacuum (`0`: from the head).
-/// Nothing is leased for a disabled destination: checked in this statement, so a
-/// 410 committed just before it (with its delivery made pending again) is seen.
+/// skips rows another node is leasing at this moment and writes the lease; SQLite
+/// only selects (see [`leases_written`]: the caller skips what it has in flight). Only
+/// seqs above `after` are looked at: the index range then starts past the settled
+/// deliveries, whose dead entries a scan from the head would walk until vacuum (`0`:
+/// from the head). Nothing is leased for a disabled destination: checked in this
+/// statement, so a 410 committed just before it (with its delivery made pending
+/// again) is seen.
 pub fn claim(
     dialect: Dialect,
     destination: &str,
@@ -32,39 +42,47 @@ pub fn claim(
         Dialect::Sqlite => ("", ""),
         Dialect::Postgres => (" FOR UPDATE SKIP LOCKED", " OFFSET 0"),
     };
+    let due = |columns: &str, first: usize| {
+        format!(
+            "SELECT {columns} FROM _keel_deliveries d \
+             WHERE d.destination = {dest} AND d.event_seq > {after_p} \
+               AND NOT EXISTS (SELECT 1 FROM _keel_destinations x \
+                 WHERE x.name = d.destination AND x.disabled_at IS NOT NULL) \
+               AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
+               AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
+               AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
+                 WHERE e.destination = d.destination AND e.record_id = d.record_id \
+                   AND e.state = '{PENDING}' AND e.event_seq < d.event_seq{fence}) \
+             ORDER BY d.event_seq LIMIT {limit_p}{lock}",
+            dest = p(dialect, first),
+            after_p = p(dialect, first + 1),
+            now1 = p(dialect, first + 2),
+            now2 = p(dialect, first + 3),
+            limit_p = p(dialect, first + 4),
+        )
+    };
+    let values = vec![
+        destination.into(),
+        after.into(),
+        at(dialect, now),
+        at(dialect, now),
+        limit.into(),
+    ];
+    if !leases_written(dialect) {
+        return Stmt::new(due("d.destination, d.event_seq, d.attempts", 1), values);
+    }
+    let mut all = vec![at(dialect, lease_until), destination.into()];
+    all.extend(values);
     Stmt::new(
         format!(
             "UPDATE _keel_deliveries SET lease_until = {lease} \
-             WHERE destination = {dest1} AND event_seq IN (\
-               SELECT d.event_seq FROM _keel_deliveries d \
-               WHERE d.destination = {dest2} AND d.event_seq > {after_p} \
-                 AND NOT EXISTS (SELECT 1 FROM _keel_destinations x \
-                   WHERE x.name = d.destination AND x.disabled_at IS NOT NULL) \
-                 AND d.state = '{PENDING}' AND d.next_attempt_at <= {now1} \
-                 AND (d.lease_until IS NULL OR d.lease_until < {now2}) \
-                 AND NOT EXISTS (SELECT 1 FROM _keel_deliveries e \
-                   WHERE e.destination = d.destination AND e.record_id = d.record_id \
-                     AND e.state = '{PENDING}' AND e.event_seq < d.event_seq{fence}) \
-               ORDER BY d.event_seq LIMIT {limit_p}{lock}) \
+             WHERE destination = {dest} AND event_seq IN ({due}) \
              RETURNING destination, event_seq, attempts",
             lease = p(dialect, 1),
-            dest1 = p(dialect, 2),
-            dest2 = p(dialect, 3),
-            after_p = p(dialect, 4),
-            now1 = p(dialect, 5),
-            now2 = p(dialect, 6),
-            limit_p = p(dialect, 7),
+            dest = p(dialect, 2),
+            due = due("d.event_seq", 3),
         ),
-        // In the order the placeholders appear: SQLite's are positional.
-        vec![
-            at(dialect, lease_until),
-            destination.into(),
-            destination.into(),
-            after.into(),
-            at(dialect, now),
-            at(dialect, now),
-            limit.into(),
-        ],
+        all,
     )
 }
 

@@ -29,6 +29,12 @@ pub use feed::*;
 
 /// The DDL of the outbox tables; `_keel_outbox` (rows nobody relayed) is replaced,
 /// and so is the index on `next_attempt_at` no lease used (one fewer write per delivery).
+///
+/// On SQLite, whose one writer pays for every page a delivery touches, a delivery is
+/// one B-tree row keyed `(event_seq, destination)` (`WITHOUT ROWID`: no separate
+/// rowid table and key index), and the key serves what the `event_seq` index did
+/// (pruning, the admin list); only pending and dead deliveries have index entries.
+/// [`SQLITE_REBUILD`] moves an older file's table to this shape.
 pub fn ddl(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
@@ -57,11 +63,11 @@ CREATE TABLE IF NOT EXISTS _keel_deliveries (
   last_status INTEGER,
   last_error TEXT,
   updated_at TEXT NOT NULL,
-  PRIMARY KEY (destination, event_seq)
-);
+  PRIMARY KEY (event_seq, destination)
+) WITHOUT ROWID;
 DROP INDEX IF EXISTS _keel_deliveries_due;
+DROP INDEX IF EXISTS _keel_deliveries_event;
 CREATE INDEX IF NOT EXISTS _keel_deliveries_record ON _keel_deliveries (destination, record_id, event_seq) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS _keel_deliveries_event ON _keel_deliveries (event_seq);
 CREATE INDEX IF NOT EXISTS _keel_deliveries_queue ON _keel_deliveries (destination, event_seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS _keel_deliveries_dead ON _keel_deliveries (destination, event_seq) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS _keel_destinations (
@@ -120,6 +126,42 @@ CREATE TABLE IF NOT EXISTS _keel_destinations (
 "
         }
     }
+}
+
+/// Run before [`ddl`] on a SQLite file whose `_keel_deliveries` still has a rowid
+/// (made before deliveries became one B-tree row): the rows move to the new table,
+/// which [`ddl`] then indexes.
+pub const SQLITE_REBUILD: &str = "
+ALTER TABLE _keel_deliveries RENAME TO _keel_deliveries_rowid;
+DROP INDEX IF EXISTS _keel_deliveries_record;
+DROP INDEX IF EXISTS _keel_deliveries_event;
+DROP INDEX IF EXISTS _keel_deliveries_queue;
+DROP INDEX IF EXISTS _keel_deliveries_dead;
+DROP INDEX IF EXISTS _keel_deliveries_due;
+CREATE TABLE _keel_deliveries (
+  destination TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  record_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  lease_until TEXT,
+  last_status INTEGER,
+  last_error TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (event_seq, destination)
+) WITHOUT ROWID;
+INSERT INTO _keel_deliveries (destination, event_seq, record_id, state, attempts,
+  next_attempt_at, lease_until, last_status, last_error, updated_at)
+  SELECT destination, event_seq, record_id, state, attempts, next_attempt_at,
+  lease_until, last_status, last_error, updated_at FROM _keel_deliveries_rowid;
+DROP TABLE _keel_deliveries_rowid;
+";
+
+/// Whether a SQLite `_keel_deliveries` defined by `sql` (its `sqlite_schema` text)
+/// needs [`SQLITE_REBUILD`].
+pub fn sqlite_needs_rebuild(sql: &str) -> bool {
+    !sql.to_ascii_uppercase().contains("WITHOUT ROWID")
 }
 
 /// Whether the relay makes the deliveries of events from the events themselves
