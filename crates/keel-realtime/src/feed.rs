@@ -47,24 +47,7 @@ pub async fn read_after(
     after: Position,
     limit: i64,
 ) -> Result<Vec<FeedEvent>, StoreError> {
-    let store = engine.store();
-    let rows = store
-        .query(
-            &events::feed_after(store.dialect(), after, limit),
-            &[
-                Storage::Int,
-                Storage::Int,
-                Storage::Text,
-                Storage::Text,
-                Storage::Text,
-                Storage::Text,
-                Storage::Text,
-                Storage::Text,
-                Storage::Text,
-                Storage::Datetime,
-            ],
-        )
-        .await?;
+    let rows = engine.store().read_feed(after, limit).await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| event_of(engine, row))
@@ -164,32 +147,24 @@ impl FeedReader {
             .engine
             .store()
             .listen(events::NOTIFY_CHANNEL, wake.clone());
-        let mut position = loop {
-            match head(&self.engine).await {
-                Ok(p) => break p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "realtime: cannot read the feed head; retrying");
-                    tokio::select! {
-                        _ = &mut shutdown => { self.hub.close(); return; }
-                        _ = tokio::time::sleep(self.poll) => {}
-                    }
-                }
-            }
-        };
-        self.hub.set_position(position);
+        let mut position = Position::default();
         loop {
-            loop {
-                match read_after(&self.engine, position, 500).await {
-                    Ok(batch) if batch.is_empty() => break,
-                    Ok(batch) => {
-                        if let Some(last) = batch.last() {
-                            position = last.position;
+            // Only while someone subscribes: the first subscriber sets the head.
+            if let Some(from) = self.hub.reader_position(position) {
+                position = from;
+                loop {
+                    match read_after(&self.engine, position, 500).await {
+                        Ok(batch) if batch.is_empty() => break,
+                        Ok(batch) => {
+                            if let Some(last) = batch.last() {
+                                position = last.position;
+                            }
+                            self.hub.publish(batch).await;
                         }
-                        self.hub.publish(batch).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "realtime: cannot read the feed");
-                        break;
+                        Err(e) => {
+                            tracing::warn!(error = %e, "realtime: cannot read the feed");
+                            break;
+                        }
                     }
                 }
             }

@@ -73,6 +73,11 @@ pub struct Hub {
     next_id: AtomicU64,
     /// The position the live stream has reached (the feed reader's).
     position: Mutex<Position>,
+    /// Whether the feed reader follows the outbox. With no subscriber it does not
+    /// (nothing to publish; reading after every commit cost creates half their CPU),
+    /// and the first subscriber to arrive sets the position to the head itself.
+    /// Changed only under the `subscribers` lock.
+    following: AtomicBool,
     closed: AtomicBool,
     /// At most this many subscriptions per signed-in user, and per address.
     pub max_per_user: usize,
@@ -87,16 +92,30 @@ impl Hub {
             subscribers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             position: Mutex::new(Position::default()),
+            following: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             max_per_user: 32,
             max_per_ip: 256,
         }
     }
 
+    /// Move the live position forward to `p` (never back: a subscriber may have
+    /// moved it to the head while the reader was idle).
     pub(crate) fn set_position(&self, p: Position) {
         if let Ok(mut pos) = self.position.lock() {
-            *pos = p;
+            *pos = (*pos).max(p);
         }
+    }
+
+    /// Where the feed reader, at `local`, reads next: `None` when nobody subscribes
+    /// (then it stops following until a subscriber sets the position to the head).
+    pub(crate) fn reader_position(&self, local: Position) -> Option<Position> {
+        let subs = self.subscribers.lock().ok()?;
+        if subs.is_empty() {
+            self.following.store(false, Ordering::Release);
+            return None;
+        }
+        Some(local.max(self.position.lock().map(|p| *p).unwrap_or_default()))
     }
 
     /// Subscribers connected to this node.
@@ -119,11 +138,23 @@ impl Hub {
         let principal = Arc::new(RwLock::new(req.principal));
         let collections = Arc::new(RwLock::new(req.collections));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let live_from = {
+        let mut head = None;
+        let live_from = loop {
+            // The reader is idle: the stream starts at the head, read before the lock
+            // (an event committed meanwhile is past it, and the reader publishes it).
+            if head.is_none() && !self.following.load(Ordering::Acquire) {
+                head = Some(feed::head(&self.engine).await?);
+            }
             let mut subs = self
                 .subscribers
                 .lock()
                 .map_err(|_| HubError::TooMany("node"))?;
+            if !self.following.load(Ordering::Acquire) {
+                // It went idle after the check above: read the head again.
+                let Some(h) = head.take() else { continue };
+                self.set_position(h);
+                self.following.store(true, Ordering::Release);
+            }
             if let Some(u) = &user
                 && subs.values().filter(|s| s.user.as_ref() == Some(u)).count() >= self.max_per_user
             {
@@ -143,8 +174,10 @@ impl Hub {
                     ip: req.client_ip,
                 },
             );
-            self.position.lock().map(|p| *p).unwrap_or_default()
+            break self.position.lock().map(|p| *p).unwrap_or_default();
         };
+        // The reader may be waiting idle: it catches up from the head now.
+        self.engine.feed_wake().notify_one();
         if self.closed.load(Ordering::Acquire) {
             self.unsubscribe(id);
         }

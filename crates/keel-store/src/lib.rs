@@ -24,8 +24,8 @@ pub use migrate::{Plan, Readiness, SchemaFingerprint, Step};
 pub use postgres::redact;
 pub use sqlite::WriteStats;
 
-use rusqlite::OptionalExtension;
 use keel_spec::Storage;
+use rusqlite::OptionalExtension;
 use std::sync::Arc;
 
 pub use replicas::Replicas;
@@ -183,6 +183,49 @@ impl Store {
                 postgres::query(&client, stmt, columns).await
             }
         }
+    }
+
+    /// Up to `limit` events after `after`, in stream order, with the columns of
+    /// [`events::feed_after`]; none means none is committed past `after`. PostgreSQL:
+    /// that statement. SQLite: the newest seq, then each seq up to it looked up by key
+    /// on one reader (see [`events::feed_at`]), windows of `limit` seqs until one
+    /// holds an event (rolled-back writes leave gaps) or the newest is passed.
+    pub async fn read_feed(
+        &self,
+        after: events::Position,
+        limit: i64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let columns = events::FEED_COLUMNS;
+        let db = match &self.backend {
+            Backend::Postgres(_) => {
+                return self
+                    .query(
+                        &events::feed_after(Dialect::Postgres, after, limit),
+                        &columns,
+                    )
+                    .await;
+            }
+            Backend::Sqlite(db) => db,
+        };
+        let limit = limit.max(1);
+        db.read(|c| {
+            let newest = sqlite::query(c, &events::newest_event(), &[Storage::Int])?
+                .first()
+                .and_then(|r| r.first())
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            let mut from = after.seq;
+            let mut rows = Vec::new();
+            while rows.is_empty() && from < newest {
+                let to = newest.min(from.saturating_add(limit));
+                for seq in from + 1..=to {
+                    rows.extend(sqlite::query(c, &events::feed_at(seq), &columns)?);
+                }
+                from = to;
+            }
+            Ok(rows)
+        })
+        .await
     }
 
     /// The same database through a PostgreSQL pool of its own of at most `size`

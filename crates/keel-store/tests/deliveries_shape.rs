@@ -65,7 +65,11 @@ async fn an_older_deliveries_table_is_rebuilt_with_its_rows() {
         .await;
         assert_eq!(
             rows,
-            ["hook 1 delivered 1 -", "hook 2 pending 3 down", "nats 2 dead 9 gone"]
+            [
+                "hook 1 delivered 1 -",
+                "hook 2 pending 3 down",
+                "nats 2 dead 9 gone"
+            ]
         );
         let mut indexes = texts(
             &store,
@@ -83,9 +87,12 @@ async fn an_older_deliveries_table_is_rebuilt_with_its_rows() {
             ]
         );
         assert!(
-            texts(&store, "SELECT name FROM sqlite_schema WHERE name = '_keel_deliveries_rowid'")
-                .await
-                .is_empty()
+            texts(
+                &store,
+                "SELECT name FROM sqlite_schema WHERE name = '_keel_deliveries_rowid'"
+            )
+            .await
+            .is_empty()
         );
         // A delivery made again is still kept once (the key is the same pair).
         let mut tx = store.begin().await.unwrap();

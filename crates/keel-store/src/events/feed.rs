@@ -50,6 +50,24 @@ pub fn feed_after(dialect: Dialect, after: Position, limit: i64) -> Stmt {
     }
 }
 
+/// The columns of [`feed_after`] and [`feed_at`], as stored.
+pub const FEED_COLUMNS: [keel_spec::Storage; 10] = {
+    use keel_spec::Storage::{Datetime, Int, Text};
+    [Int, Int, Text, Text, Text, Text, Text, Text, Text, Datetime]
+};
+
+/// The event `seq` with the columns of [`feed_after`] (SQLite), if it exists. The
+/// feed reads SQLite by key, one seq after another (see [`crate::Store::read_feed`]):
+/// `seq > ?` is answered with a scan of the whole table while the planner statistics
+/// still say the outbox is empty, and that scan ran after every commit.
+pub fn feed_at(seq: i64) -> Stmt {
+    Stmt::new(
+        "SELECT 0, seq, event_id, type, collection, record_id, actor, data, previous, occurred_at \
+         FROM _keel_events WHERE seq = ?",
+        vec![seq.into()],
+    )
+}
+
 /// The position of the newest settled event (the head of the stream): `tx, seq`.
 pub fn feed_head(dialect: Dialect) -> Stmt {
     match dialect {

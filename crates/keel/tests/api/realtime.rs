@@ -416,7 +416,37 @@ async fn a_cursor_past_retention_gets_reset(b: Backend) {
     assert!(feed.next().await.is_none(), "the stream ends after reset");
 }
 
+/// With nobody subscribed the node does not follow the outbox; a live subscriber that
+/// arrives after such writes starts at the head: it gets what follows, nothing before.
+async fn a_live_subscriber_starts_after_writes_nobody_followed(b: Backend) {
+    let app = spawn_app(b, SPEC).await;
+    let ada = signup(&app, "ada@example.com").await;
+    for i in 0..3 {
+        as_user(
+            &app,
+            &ada.token,
+            reqwest::Method::POST,
+            "/v1/posts",
+            json!({"title": format!("unheard {i}")}),
+        )
+        .await;
+    }
+    let mut feed = SseClient::connect(&app, "collections=posts", Some(&ada.token), None).await;
+    let heard = as_user(
+        &app,
+        &ada.token,
+        reqwest::Method::POST,
+        "/v1/posts",
+        json!({"title": "heard"}),
+    )
+    .await;
+    let first = feed.next().await.expect("an event");
+    assert_eq!(first.data["record_id"], heard["id"], "{:?}", first.data);
+    assert_eq!(first.data["data"]["title"], "heard");
+}
+
 backend_tests!(
+    a_live_subscriber_starts_after_writes_nobody_followed,
     each_subscriber_sees_what_it_may_read,
     filters_and_bad_requests,
     resume_replays_what_was_missed,
