@@ -1,13 +1,13 @@
-//! Who is calling: a bearer token becomes a [`Principal`] in the request's extensions;
+//! Who is calling: a bearer token becomes a [`Principal`] in the request's extensions
+//! (the [`crate::edge`] puts it there);
 //! no token means anonymous; a bad token (forged, expired, wrong issuer...) is a 401
 //! at once, whatever the route.
 
 use crate::AppState;
 use crate::problem::Problem;
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::middleware::Next;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use keel_core::ErrorCode;
 use keel_core::Principal;
@@ -33,42 +33,32 @@ pub fn invalid_token(detail: &str) -> Problem {
         .with_header(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
 }
 
-pub async fn identity_layer(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let principal = match req.headers().get(header::AUTHORIZATION) {
-        None => Principal::anonymous(),
-        Some(value) => {
-            let Some(token) = value
-                .to_str()
-                .ok()
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-            else {
-                return invalid_token("the Authorization header must be `Bearer <access token>`")
-                    .into_response();
-            };
-            let Some(auth) = state.auth.as_ref() else {
-                return invalid_token("this server does not accept tokens").into_response();
-            };
-            match auth.authenticate(token).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::info!(target: "audit", event = "token_rejected", reason = %e);
-                    return invalid_token("the access token is invalid or expired").into_response();
-                }
-            }
-        }
+/// The caller of a request with these headers: anonymous without a token; a bad
+/// token (forged, expired, wrong issuer...) is the 401 to answer, whatever the route.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Principal::anonymous());
     };
-    if let Some(id) = principal.id {
-        tracing::Span::current().record("user_id", tracing::field::display(id));
-    }
-    req.extensions_mut().insert(Caller(principal));
-    next.run(req).await
+    let Some(token) = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(
+            invalid_token("the Authorization header must be `Bearer <access token>`")
+                .into_response(),
+        );
+    };
+    let Some(auth) = state.auth.as_ref() else {
+        return Err(invalid_token("this server does not accept tokens").into_response());
+    };
+    auth.authenticate(token).await.map_err(|e| {
+        tracing::info!(target: "audit", event = "token_rejected", reason = %e);
+        invalid_token("the access token is invalid or expired").into_response()
+    })
 }

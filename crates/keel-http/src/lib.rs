@@ -1,14 +1,15 @@
 //! The HTTP surface: REST per collection, OpenAPI and its docs, health. Domain errors
 //! become problem+json in one place ([`problem`]).
 //!
-//! A request passes: [`middleware::request_layer`] (request id, span, time limit,
-//! security headers, access log) → route → handler in [`records`] → the operation
-//! core.
+//! A request passes: the [`edge`] (request id, client address, caller, rate limit,
+//! span, time limit; security headers, metrics and access log on the way out) →
+//! route → handler in [`records`] → the operation core.
 
 pub mod auth;
 pub mod conditional;
 pub mod context;
 pub mod docs;
+pub mod edge;
 pub mod events;
 pub mod extract;
 pub mod graphql;
@@ -31,6 +32,7 @@ use axum::routing::{delete, get, post};
 use keel_core::{Engine, ErrorCode};
 use std::sync::Arc;
 
+pub use edge::Edge;
 pub use middleware::{AccessLine, AccessLog, Limits};
 pub use problem::{Problem, ProblemType, problem_type, problem_types};
 
@@ -103,8 +105,8 @@ impl Services {
     }
 }
 
-/// The whole API as a router, ready to serve.
-pub fn router(services: Services, limits: Limits) -> Router {
+/// The whole API as one service ([`Edge`] in front of the routes), ready to serve.
+pub fn router(services: Services, limits: Limits) -> Edge {
     let Services {
         engine,
         auth,
@@ -128,7 +130,7 @@ pub fn router(services: Services, limits: Limits) -> Router {
         realtime,
         graphql,
     }));
-    Router::new()
+    let routes = Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/login", post(auth::login))
@@ -164,22 +166,13 @@ pub fn router(services: Services, limits: Limits) -> Router {
                 .delete(records::delete),
         )
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::rate_limit_layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            identity::identity_layer,
-        ))
-        .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
-        .layer(tower::util::option_layer(cors))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            middleware::request_layer,
-        ))
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed);
+    let has_cors = cors.is_some();
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    Edge::new(state.clone(), limits, routes.with_state(state), has_cors)
 }
 
 /// CORS for the origins of `[server] cors_origins`; none configured, none allowed.
@@ -263,7 +256,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
 /// (up to 30 s) and return. The process must have installed a rustls crypto provider.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: Edge,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     cert: &std::path::Path,
     key: &std::path::Path,
@@ -279,19 +272,25 @@ pub async fn serve_tls(
     std_listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(std_listener, config)
         .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .serve(
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
+        )
         .await
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests and return.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: Edge,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -4,11 +4,9 @@
 //! a refusal is a 429 problem with `Retry-After`.
 
 use crate::AppState;
-use crate::identity::Caller;
 use crate::problem::Problem;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use keel_core::ErrorCode;
 use keel_core::ratelimit::{Decision, LimitTarget, Quota, RateLimits, Verdict};
@@ -25,7 +23,8 @@ pub fn client_ip(req: &Request) -> String {
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
-fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
+/// The `RateLimit-Policy` and `RateLimit` headers of the tightest quota.
+pub fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!(
         "\"{}\";q={};w={}",
@@ -58,27 +57,20 @@ pub fn refused(quota: &Quota, d: &Decision) -> Response {
     res
 }
 
-/// Check every quota that applies; refuse on the first exhausted one.
-pub async fn rate_limit_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // Probes from load balancers and orchestrators are never limited.
-    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
-        return next.run(req).await;
-    }
-    let user = req.extensions().get::<Caller>().and_then(|c| c.0.id);
-    let target = LimitTarget::from_rest(req.method().as_str(), req.uri().path());
-    let verdict = state
-        .rate_limits
-        .check(user, &client_ip(&req), &target)
-        .await;
-    match verdict {
-        Verdict::Refused(q, d) => refused(&q, &d),
-        Verdict::Allowed(tightest) => {
-            let mut res = next.run(req).await;
-            if let Some((q, d)) = tightest {
-                headers(&mut res, &q, &d);
-            }
-            res
-        }
+/// Check every quota that applies to `method path` from `user` (or, anonymous, the
+/// address `ip`); the first exhausted one is the 429 to answer. Admitted: the
+/// tightest quota and its decision, for the answer's headers.
+pub async fn admit(
+    state: &AppState,
+    user: Option<uuid::Uuid>,
+    ip: &str,
+    method: &Method,
+    path: &str,
+) -> Result<Option<(Quota, Decision)>, Response> {
+    let target = LimitTarget::from_rest(method.as_str(), path);
+    match state.rate_limits.check(user, ip, &target).await {
+        Verdict::Refused(q, d) => Err(refused(&q, &d)),
+        Verdict::Allowed(tightest) => Ok(tightest),
     }
 }
 

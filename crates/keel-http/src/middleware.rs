@@ -1,21 +1,13 @@
-//! The outer layer every request passes: request id (honoured when sane, generated
-//! otherwise, returned and logged), a trace span, the request time limit, security
-//! headers and one access-log line. It also settles the client's address once
-//! ([`ClientAddr`]): the TCP peer, or, when the peer is a trusted proxy, the address
-//! its `X-Forwarded-For` / `Forwarded` header names.
+//! What the [`crate::edge`] applies to every request: its [`Limits`], the access-log
+//! line it writes, and the client's address it settles once ([`ClientAddr`]): the
+//! TCP peer, or, when the peer is a trusted proxy, the address its `X-Forwarded-For` /
+//! `Forwarded` header names.
 
-use crate::context::{self, RequestContext};
-use crate::problem::Problem;
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use keel_core::ErrorCode;
+use axum::http::{HeaderName, header};
 use keel_spec::Cidr;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tracing::Instrument;
+use std::time::Duration;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -133,121 +125,10 @@ fn parse_hop(h: &str) -> Option<IpAddr> {
         .and_then(|(ip, _)| ip.parse().ok())
 }
 
-fn valid_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    (!s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
-    .then(|| s.to_string())
-}
-
-pub async fn request_layer(State(limits): State<Limits>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(valid_request_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        req.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
-    if let Some(peer) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    {
-        let client = client_addr(peer, req.headers(), &limits.trusted_proxies);
-        req.extensions_mut().insert(ClientAddr(client));
-    }
-    if req.uri().path() == "/readyz" {
-        req.extensions_mut()
-            .insert(crate::health::ReadinessDetails(limits.readiness.clone()));
-    }
-    let hsts = limits.hsts;
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    // In-request events (audit, errors) carry the request id through this span; the
-    // method and path are on the access line.
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        path: path.clone(),
-    };
-    let fut = context::scope(ctx.clone(), async move {
-        match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
-            Ok(res) => res,
-            Err(_) => Problem::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the request took longer than {} s",
-                    limits.request_timeout.as_secs()
-                ),
-            )
-            .into_response(),
-        }
-    });
-    let mut res = fut.instrument(span.clone()).await;
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert(X_REQUEST_ID.clone(), v);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if hsts {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
-    }
-    let status = res.status().as_u16();
-    if path != "/metrics" {
-        limits.metrics.record(
-            method.as_str(),
-            &crate::metrics::route_label(&path, status),
-            status,
-            started.elapsed(),
-        );
-    }
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        span.in_scope(|| {
-            tracing::error!(method = %method, path = %path, status, elapsed_ms, "request failed");
-        });
-    } else if tracing::enabled!(target: "keel::access", tracing::Level::INFO) {
-        match &limits.access_log {
-            Some(log) => log.write(&AccessLine {
-                request_id: &request_id,
-                method: method.as_str(),
-                path: &path,
-                status,
-                elapsed_ms,
-            }),
-            None => span.in_scope(|| {
-                tracing::info!(target: "keel::access", method = %method, path = %path, status, elapsed_ms, "request");
-            }),
-        }
-    }
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderMap;
+    use axum::http::{HeaderMap, HeaderValue};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

@@ -142,7 +142,7 @@ pub struct App {
     address: SocketAddr,
     engine: Arc<Engine>,
     auth: Arc<keel_auth::AuthService>,
-    router: axum::Router,
+    router: keel_http::Edge,
     listener: tokio::net::TcpListener,
     tls: Option<(PathBuf, PathBuf)>,
     /// Delivers the outbox; started by [`App::run_until`].
@@ -401,7 +401,7 @@ impl App {
     /// The whole API as a router, to drive in process without the listener (e.g.
     /// `tower::ServiceExt::oneshot`); callers have no `ConnectInfo`, so anonymous rate
     /// limits count them under one unknown address.
-    pub fn router(&self) -> axum::Router {
+    pub fn router(&self) -> keel_http::Edge {
         self.router.clone()
     }
 

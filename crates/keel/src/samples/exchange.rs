@@ -41,12 +41,12 @@ pub fn request(method: &str, path: &str, body: Option<Json>, note: &str) -> Exch
 
 /// The app, driven in process, and the sample user's access token once signed in.
 pub struct Recorder {
-    router: axum::Router,
+    router: keel_http::Edge,
     bearer: Option<String>,
 }
 
 impl Recorder {
-    pub fn new(router: axum::Router) -> Self {
+    pub fn new(router: keel_http::Edge) -> Self {
         Self {
             router,
             bearer: None,
