@@ -47,6 +47,8 @@ pub fn json_answer<T: serde::Serialize>(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut res = Response::new(Body::from(bytes));
+        // Room for the edge's headers too: growing the map twice per answer showed.
+        *res.headers_mut() = axum::http::HeaderMap::with_capacity(16);
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

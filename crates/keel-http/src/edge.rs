@@ -82,8 +82,11 @@ impl Edge {
             path: path.clone(),
         };
         let timeout = limits.request_timeout;
+        // Boxed once here, so the wrappers below move a pointer rather than copying
+        // the whole state machine (kilobytes) each.
+        let routed = Box::pin(self.admit_and_route(req, client));
         let inner = async {
-            match tokio::time::timeout(timeout, self.admit_and_route(req, client)).await {
+            match tokio::time::timeout(timeout, routed).await {
                 Ok(res) => res,
                 Err(_) => Problem::new(
                     ErrorCode::Timeout,

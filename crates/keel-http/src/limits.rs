@@ -26,12 +26,7 @@ pub fn client_ip(req: &Request) -> String {
 /// The `RateLimit-Policy` and `RateLimit` headers of the tightest quota.
 pub fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "\"{}\";q={};w={}",
-        quota.name,
-        quota.requests,
-        quota.period.as_secs()
-    )) {
+    if let Some(v) = policy_header(quota) {
         h.insert("ratelimit-policy", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -42,6 +37,30 @@ pub fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
     )) {
         h.insert("ratelimit", v);
     }
+}
+
+/// A quota's `RateLimit-Policy` value; the same for every answer under it, so each
+/// worker keeps the last one it made.
+fn policy_header(quota: &Quota) -> Option<HeaderValue> {
+    type Made = Option<(String, u32, u64, HeaderValue)>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Made> = const { std::cell::RefCell::new(None) };
+    }
+    let (requests, period) = (quota.requests, quota.period.as_secs());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((name, r, p, v)) = last.as_ref()
+            && *name == quota.name
+            && *r == requests
+            && *p == period
+        {
+            return Some(v.clone());
+        }
+        let v =
+            HeaderValue::from_str(&format!("\"{}\";q={requests};w={period}", quota.name)).ok()?;
+        *last = Some((quota.name.clone(), requests, period, v.clone()));
+        Some(v)
+    })
 }
 
 /// A 429 for a refused decision.

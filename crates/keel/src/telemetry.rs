@@ -184,6 +184,12 @@ impl keel_http::AccessLog for AccessLines {
 /// `s` as a JSON string literal, escaped in place (no intermediate allocation).
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Request ids, methods and most paths need no escape: copied whole.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),

@@ -105,12 +105,9 @@ impl Engine {
     ) -> ByIdStmt {
         let dialect = self.dialect();
         let id = id_value(id, dialect);
-        let reusable = c
-            .access
-            .read
-            .as_ref()
-            .is_none_or(|r| !r.typed.reads_clock());
-        if reusable && let Some(built) = self.by_id.get(&c.name, principal) {
+        // Only a reusable statement is ever kept, so a kept one is looked up first
+        // (whether the rule reads the clock walks its expression).
+        if let Some(built) = self.by_id.get(&c.name, principal) {
             let mut stmt = built.stmt.clone();
             stmt.values[0] = id;
             return ByIdStmt {
@@ -118,6 +115,11 @@ impl Engine {
                 columns: built.columns.clone(),
             };
         }
+        let reusable = c
+            .access
+            .read
+            .as_ref()
+            .is_none_or(|r| !r.typed.reads_clock());
         let scope = RowScope::new(&self.model, c, principal);
         let (mut q, columns) = self.select(c);
         q.and_where(col(&c.name, "id").eq(id.clone()));
