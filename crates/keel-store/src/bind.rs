@@ -181,7 +181,12 @@ pub fn sqlite_json(row: &rusqlite::Row<'_>, i: usize, storage: Storage) -> rusql
             .map(Json::Number)
             .unwrap_or(Json::Null),
         (ValueRef::Text(t), Storage::Json) => serde_json::from_slice(t).unwrap_or(Json::Null),
-        (ValueRef::Text(t), _) => Json::String(String::from_utf8_lossy(t).into_owned()),
+        // SQLite text is UTF-8 as Keel wrote it: checked on the fast path, lossy only
+        // if something else wrote bytes that are not.
+        (ValueRef::Text(t), _) => Json::String(match std::str::from_utf8(t) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
         (ValueRef::Blob(_), _) => Json::Null,
     })
 }
