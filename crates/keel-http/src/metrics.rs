@@ -82,18 +82,6 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Count one request to `route` (already a label).
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        KEY.with(|key| {
-            let mut key = key.borrow_mut();
-            key.clear();
-            key.push_str(method);
-            key.push(' ');
-            key.push_str(route);
-            self.count(&key, method.len(), status, elapsed);
-        });
-    }
-
     /// Count one request to `path`, labelled as [`route_label`] would.
     pub fn record_path(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
         KEY.with(|key| {
@@ -234,7 +222,7 @@ mod tests {
         assert_eq!(route_label("/v1/a/b/c/d/e/f/g", 404), "other");
         assert_eq!(route_label("/v1/posts", 200), "/v1/posts");
         let m = Metrics::default();
-        m.record("GET", "/v1/posts", 200, Duration::from_millis(3));
+        m.record_path("GET", "/v1/posts", 200, Duration::from_millis(3));
         m.record_path("GET", "/v1/posts/", 200, Duration::from_millis(30));
         m.record_path("GET", "/v1/posts", 404, Duration::from_millis(1));
         let text = m.render();

@@ -147,10 +147,14 @@ impl Store {
                         |r| r.get(0),
                     )
                     .optional()?;
-                if deliveries.is_some_and(|sql| events::sqlite_needs_rebuild(&sql)) {
-                    tx.execute_batch(events::SQLITE_REBUILD)?;
+                let rebuild = deliveries.is_some_and(|sql| events::sqlite_needs_rebuild(&sql));
+                if rebuild {
+                    tx.execute_batch(events::SQLITE_REBUILD_BEFORE)?;
                 }
                 tx.execute_batch(&ddl)?;
+                if rebuild {
+                    tx.execute_batch(events::SQLITE_REBUILD_AFTER)?;
+                }
                 tx.commit()?;
             }
             Backend::Postgres(pool) => {

@@ -34,7 +34,8 @@ pub use feed::*;
 /// one B-tree row keyed `(event_seq, destination)` (`WITHOUT ROWID`: no separate
 /// rowid table and key index), and the key serves what the `event_seq` index did
 /// (pruning, the admin list); only pending and dead deliveries have index entries.
-/// [`SQLITE_REBUILD`] moves an older file's table to this shape.
+/// [`SQLITE_REBUILD_BEFORE`] / [`SQLITE_REBUILD_AFTER`] move an older file's table
+/// to this shape.
 pub fn ddl(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
@@ -129,28 +130,20 @@ CREATE TABLE IF NOT EXISTS _keel_destinations (
 }
 
 /// Run before [`ddl`] on a SQLite file whose `_keel_deliveries` still has a rowid
-/// (made before deliveries became one B-tree row): the rows move to the new table,
-/// which [`ddl`] then indexes.
-pub const SQLITE_REBUILD: &str = "
+/// (made before deliveries became one B-tree row): the old table steps aside with its
+/// indexes dropped, so [`ddl`] makes the new one; [`SQLITE_REBUILD_AFTER`] then moves
+/// the rows over, in the same transaction.
+pub const SQLITE_REBUILD_BEFORE: &str = "
 ALTER TABLE _keel_deliveries RENAME TO _keel_deliveries_rowid;
 DROP INDEX IF EXISTS _keel_deliveries_record;
 DROP INDEX IF EXISTS _keel_deliveries_event;
 DROP INDEX IF EXISTS _keel_deliveries_queue;
 DROP INDEX IF EXISTS _keel_deliveries_dead;
 DROP INDEX IF EXISTS _keel_deliveries_due;
-CREATE TABLE _keel_deliveries (
-  destination TEXT NOT NULL,
-  event_seq INTEGER NOT NULL,
-  record_id TEXT NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at TEXT NOT NULL,
-  lease_until TEXT,
-  last_status INTEGER,
-  last_error TEXT,
-  updated_at TEXT NOT NULL,
-  PRIMARY KEY (event_seq, destination)
-) WITHOUT ROWID;
+";
+
+/// Run after [`ddl`] when [`SQLITE_REBUILD_BEFORE`] ran: the rows into the new table.
+pub const SQLITE_REBUILD_AFTER: &str = "
 INSERT INTO _keel_deliveries (destination, event_seq, record_id, state, attempts,
   next_attempt_at, lease_until, last_status, last_error, updated_at)
   SELECT destination, event_seq, record_id, state, attempts, next_attempt_at,
@@ -159,7 +152,7 @@ DROP TABLE _keel_deliveries_rowid;
 ";
 
 /// Whether a SQLite `_keel_deliveries` defined by `sql` (its `sqlite_schema` text)
-/// needs [`SQLITE_REBUILD`].
+/// needs [`SQLITE_REBUILD_BEFORE`] and [`SQLITE_REBUILD_AFTER`].
 pub fn sqlite_needs_rebuild(sql: &str) -> bool {
     !sql.to_ascii_uppercase().contains("WITHOUT ROWID")
 }
