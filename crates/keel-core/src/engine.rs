@@ -33,6 +33,9 @@ pub struct Engine {
     pub(crate) patterns: HashMap<(String, String), regex_lite::Regex>,
     /// Keys for `encrypted` fields; required when the model has any.
     pub(crate) cipher: Option<crate::crypto::FieldCipher>,
+    /// Per collection, its visible columns as JSON object keys (see `select`): rows
+    /// answered as stored are written with them straight from the driver.
+    pub(crate) shapes: HashMap<String, keel_store::ObjectShape>,
     /// Get-by-id statements already built (see `statements`).
     pub(crate) by_id: crate::statements::ByIdSelects,
     /// List filters already parsed and checked.
@@ -82,8 +85,18 @@ impl Engine {
                 }
             }
         }
+        let shapes = model
+            .collections
+            .iter()
+            .map(|c| {
+                let columns: Vec<(String, Storage)> =
+                    c.visible().map(|f| (f.name.clone(), f.storage())).collect();
+                (c.name.clone(), keel_store::ObjectShape::new(&columns))
+            })
+            .collect();
         Self {
             destinations: Arc::new(crate::write::outbox::Destinations::new(&model)),
+            shapes,
             referrers,
             model,
             store,
@@ -119,19 +132,39 @@ impl Engine {
         stmt: &keel_store::Stmt,
         columns: &[Storage],
     ) -> Result<Vec<keel_store::Row>, CoreError> {
-        let Some(recent) = self.recent_writes.as_deref() else {
-            return Ok(self.store.query(stmt, columns).await?);
-        };
-        // Keel's own reads (identity flows reading what they just wrote) are primary.
-        let fresh = match crate::recent_writes::writer_key(principal) {
-            Some(who) => recent.recent(&who).await,
-            None => true,
-        };
-        Ok(if fresh {
-            self.store.query(stmt, columns).await?
-        } else {
+        Ok(if self.reads_replica(principal).await {
             self.store.query_replica(stmt, columns).await?
+        } else {
+            self.store.query(stmt, columns).await?
         })
+    }
+
+    /// [`Engine::read_rows`], each row to `sink`.
+    pub(crate) async fn read_into(
+        &self,
+        principal: &Principal,
+        stmt: &keel_store::Stmt,
+        sink: &mut dyn keel_store::RowSink,
+    ) -> Result<(), CoreError> {
+        if self.reads_replica(principal).await {
+            self.store.query_replica_into(stmt, sink).await?;
+        } else {
+            self.store.query_into(stmt, sink).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `principal`'s reads may go to a replica: not while they are in the
+    /// read-your-writes window, never for Keel's own reads (identity flows reading
+    /// what they just wrote), and only where there are replicas.
+    async fn reads_replica(&self, principal: &Principal) -> bool {
+        match (
+            self.recent_writes.as_deref(),
+            crate::recent_writes::writer_key(principal),
+        ) {
+            (Some(recent), Some(who)) => !recent.recent(&who).await,
+            _ => false,
+        }
     }
 
     /// After a committed write: `principal` reads the primary for a while.

@@ -21,5 +21,8 @@ mod write;
 pub use engine::{Created, Engine};
 pub use error::{CoreError, ErrorCode, FieldError};
 pub use principal::Principal;
-pub use query::{DEFAULT_LIMIT, ListQuery, ListText, MAX_LIMIT, Page, Projection, SortKey};
+pub use query::{
+    DEFAULT_LIMIT, ListQuery, ListText, MAX_LIMIT, Page, PageText, Projection, SortKey,
+};
+pub use record::RecordText;
 pub use write::outbox::{NATS_DESTINATION, RABBITMQ_DESTINATION, webhook_destination};

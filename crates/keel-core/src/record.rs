@@ -8,7 +8,34 @@ use keel_spec::{Collection, Field, Storage};
 use keel_store::StoreError;
 use serde_json::{Map, Value as Json};
 
+/// A record as the JSON text of an answer, with its version (a strong validator
+/// where the answer is the record alone).
+#[derive(Debug)]
+pub struct RecordText {
+    /// JSON text (UTF-8).
+    pub json: Vec<u8>,
+    pub version: Option<i64>,
+}
+
+impl RecordText {
+    pub(crate) fn of(record: &Json) -> Result<Self, CoreError> {
+        let json = serde_json::to_vec(record)
+            .map_err(|e| CoreError::Store(StoreError::Other(e.to_string())))?;
+        Ok(Self {
+            json,
+            version: record.get("version").and_then(Json::as_i64),
+        })
+    }
+}
+
 impl Engine {
+    /// The JSON object keys of `c`'s visible columns (see [`Engine::select`]).
+    pub(crate) fn shape(&self, c: &Collection) -> Result<&keel_store::ObjectShape, CoreError> {
+        self.shapes.get(&c.name).ok_or_else(|| {
+            CoreError::Store(StoreError::Other(format!("no shape for `{}`", c.name)))
+        })
+    }
+
     /// A row as a record: column names to values, encrypted fields decrypted.
     pub(crate) fn record(
         &self,

@@ -42,18 +42,21 @@ pub fn none_match(headers: &HeaderMap, tag: &str) -> bool {
         .any(|t| t.trim() == "*" || opaque(t) == ours)
 }
 
-/// A JSON answer to a `GET`, tagged: `version` when it is a record's (`None` tags
-/// the bytes), and `304` when the client already holds it.
-pub fn json_answer<T: serde::Serialize>(
-    request: &HeaderMap,
-    value: &T,
-    version: Option<i64>,
-) -> Response {
-    let bytes = match serde_json::to_vec(value) {
-        Ok(b) => b,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    let tag = version.map_or_else(|| weak_tag(&bytes), |v| format!("\"{v}\""));
+/// `"7"`: a record's version as its entity tag.
+fn strong_tag(version: i64) -> String {
+    let mut numbers = itoa::Buffer::new();
+    let digits = numbers.format(version);
+    let mut tag = String::with_capacity(digits.len() + 2);
+    tag.push('"');
+    tag.push_str(digits);
+    tag.push('"');
+    tag
+}
+
+/// A JSON answer to a `GET` (its text), tagged: `version` when it is a record's
+/// (`None` tags the bytes), and `304` when the client already holds it.
+pub fn json_answer(request: &HeaderMap, bytes: Vec<u8>, version: Option<i64>) -> Response {
+    let tag = version.map_or_else(|| weak_tag(&bytes), strong_tag);
     let Ok(tag_value) = HeaderValue::from_str(&tag) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -91,6 +94,13 @@ mod tests {
         assert!(none_match(&with("*"), "W/\"ab\""));
         assert!(!none_match(&with("\"4\""), "\"3\""));
         assert!(!none_match(&HeaderMap::new(), "\"3\""));
+    }
+
+    #[test]
+    fn versions_are_strong_tags() {
+        assert_eq!(strong_tag(7), "\"7\"");
+        assert_eq!(strong_tag(-12), "\"-12\"");
+        assert_eq!(strong_tag(i64::MAX), format!("\"{}\"", i64::MAX));
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Edge {
         if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
             return self.route(req).await;
         }
-        let ip = client.map_or_else(|| "unknown".to_string(), |c| c.to_string());
+        let ip = client.map_or_else(|| "unknown".to_string(), crate::middleware::ip_text);
         match limits::admit(&self.state, user, &ip, req.method(), req.uri().path()).await {
             Err(refused) => refused,
             Ok(tightest) => {

@@ -29,12 +29,15 @@ pub fn headers(res: &mut Response, quota: &Quota, d: &Decision) {
     if let Some(v) = policy_header(quota) {
         h.insert("ratelimit-policy", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "\"{}\";r={};t={}",
-        quota.name,
-        d.remaining,
-        d.reset.as_secs_f64().ceil() as u64
-    )) {
+    let mut numbers = itoa::Buffer::new();
+    let mut value = String::with_capacity(quota.name.len() + 32);
+    value.push('"');
+    value.push_str(&quota.name);
+    value.push_str("\";r=");
+    value.push_str(numbers.format(d.remaining));
+    value.push_str(";t=");
+    value.push_str(numbers.format(d.reset.as_secs_f64().ceil() as u64));
+    if let Ok(v) = HeaderValue::from_str(&value) {
         h.insert("ratelimit", v);
     }
 }

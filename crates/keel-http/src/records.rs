@@ -27,8 +27,15 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let query = state.engine.list_query(&collection, &text)?;
-    let page = state.engine.list(&principal, &collection, &query).await?;
-    Ok(crate::conditional::json_answer(&headers, &page, None))
+    let page = state
+        .engine
+        .list_text(&principal, &collection, &query)
+        .await?;
+    Ok(crate::conditional::json_answer(
+        &headers,
+        page.into_json(),
+        None,
+    ))
 }
 
 pub async fn get(
@@ -45,15 +52,18 @@ pub async fn get(
     )?;
     let record = state
         .engine
-        .get(&principal, &collection, &id, &projection)
+        .get_text(&principal, &collection, &id, &projection)
         .await?;
     // The version tags the record; with `expand` the answer also holds other
     // records, whose changes do not move it: then a weak tag over the bytes does.
     let version = record
-        .get("version")
-        .and_then(serde_json::Value::as_i64)
+        .version
         .filter(|_| query.expand.as_deref().is_none_or(str::is_empty));
-    Ok(crate::conditional::json_answer(&headers, &record, version))
+    Ok(crate::conditional::json_answer(
+        &headers,
+        record.json,
+        version,
+    ))
 }
 
 pub async fn create(

@@ -14,6 +14,7 @@ pub mod events;
 pub mod migrate;
 mod postgres;
 pub mod replicas;
+pub mod rows;
 pub mod schema;
 mod sqlite;
 pub mod system;
@@ -29,6 +30,7 @@ use rusqlite::OptionalExtension;
 use std::sync::Arc;
 
 pub use replicas::Replicas;
+pub use rows::{ObjectShape, Objects, RowSink};
 
 /// A statement and its bound values, as sea-query builds them.
 #[derive(Debug, Clone)]
@@ -180,11 +182,18 @@ impl Store {
 
     /// Run a read-only query outside any transaction.
     pub async fn query(&self, stmt: &Stmt, columns: &[Storage]) -> Result<Vec<Row>, StoreError> {
+        let mut values = rows::Values::new(columns);
+        self.query_into(stmt, &mut values).await?;
+        Ok(values.rows)
+    }
+
+    /// Run a read-only query outside any transaction, its rows to `sink`.
+    pub async fn query_into(&self, stmt: &Stmt, sink: &mut dyn RowSink) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.read(|c| sqlite::query(c, stmt, columns)).await,
+            Backend::Sqlite(db) => db.read(|c| sqlite::query_into(c, stmt, sink)).await,
             Backend::Postgres(pool) => {
                 let client = pool.get().await?;
-                postgres::query(&client, stmt, columns).await
+                postgres::query_into(&client, stmt, sink).await
             }
         }
     }
@@ -271,12 +280,24 @@ impl Store {
         stmt: &Stmt,
         columns: &[Storage],
     ) -> Result<Vec<Row>, StoreError> {
-        if let Some(replicas) = &self.replicas
-            && let Some(rows) = replicas.query(stmt, columns).await
-        {
-            return Ok(rows);
+        let mut values = rows::Values::new(columns);
+        self.query_replica_into(stmt, &mut values).await?;
+        Ok(values.rows)
+    }
+
+    /// [`Store::query_replica`], its rows to `sink`.
+    pub async fn query_replica_into(
+        &self,
+        stmt: &Stmt,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), StoreError> {
+        if let Some(replicas) = &self.replicas {
+            if replicas.query_into(stmt, sink).await {
+                return Ok(());
+            }
+            sink.clear();
         }
-        self.query(stmt, columns).await
+        self.query_into(stmt, sink).await
     }
 
     /// Probe the replicas until `stop` resolves, taking those that fail or lag out of

@@ -1,7 +1,8 @@
 //! PostgreSQL through a deadpool pool of tokio-postgres clients, with each client's
 //! prepared statements cached.
 
-use crate::bind::{PgParam, pg_json};
+use crate::bind::PgParam;
+use crate::rows::{RowSink, Values};
 use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 
@@ -115,6 +116,17 @@ pub async fn query(
     stmt: &Stmt,
     columns: &[Storage],
 ) -> Result<Vec<Row>, StoreError> {
+    let mut values = Values::new(columns);
+    query_into(client, stmt, &mut values).await?;
+    Ok(values.rows)
+}
+
+/// Run a query and hand each row to `sink`.
+pub async fn query_into(
+    client: &deadpool_postgres::Object,
+    stmt: &Stmt,
+    sink: &mut dyn RowSink,
+) -> Result<(), StoreError> {
     let prepared = client.prepare_cached(&stmt.sql).await?;
     let params: Vec<PgParam<'_>> = stmt.values.iter().map(PgParam).collect();
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
@@ -122,15 +134,10 @@ pub async fn query(
         .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect();
     let rows = client.query(&prepared, &refs).await?;
-    let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let mut values = Vec::with_capacity(columns.len());
-        for (i, storage) in columns.iter().enumerate() {
-            values.push(pg_json(row, i, *storage)?);
-        }
-        out.push(values);
+        sink.postgres(row)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 pub async fn execute(client: &deadpool_postgres::Object, stmt: &Stmt) -> Result<u64, StoreError> {

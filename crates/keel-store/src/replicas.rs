@@ -8,8 +8,8 @@
 //! committed more than `max_lag` (plus one probe) ago is on every replica in
 //! service, which is what read-your-writes builds on.
 
-use crate::{Row, Stmt, StoreError};
-use keel_spec::Storage;
+use crate::rows::RowSink;
+use crate::{Stmt, StoreError};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -78,23 +78,25 @@ impl Replicas {
             .find(|r| r.in_service.load(Ordering::Relaxed))
     }
 
-    /// Run `stmt` on a replica in service; `None` when there is none or it failed
-    /// (it is then taken out until a probe puts it back).
-    pub(crate) async fn query(&self, stmt: &Stmt, columns: &[Storage]) -> Option<Vec<Row>> {
-        let replica = self.pick()?;
+    /// Run `stmt` on a replica in service, its rows to `sink`; `false` when there is
+    /// none or it failed (it is then taken out until a probe puts it back).
+    pub(crate) async fn query_into(&self, stmt: &Stmt, sink: &mut dyn RowSink) -> bool {
+        let Some(replica) = self.pick() else {
+            return false;
+        };
         let read = async {
             let client = replica.pool.get().await?;
-            crate::postgres::query(&client, stmt, columns).await
+            crate::postgres::query_into(&client, stmt, sink).await
         };
         match tokio::time::timeout(READ_TIMEOUT, read).await {
-            Ok(Ok(rows)) => Some(rows),
+            Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 set_in_service(replica, false, &format!("a read failed: {e}"));
-                None
+                false
             }
             Err(_) => {
                 set_in_service(replica, false, "a read timed out");
-                None
+                false
             }
         }
     }

@@ -3,7 +3,8 @@
 //! with cached prepared statements: a local SQLite query takes microseconds, less
 //! than a hop to another thread would.
 
-use crate::bind::{SqliteParam, sqlite_json};
+use crate::bind::SqliteParam;
+use crate::rows::{RowSink, Values};
 use crate::{Row, Stmt, StoreError};
 use keel_spec::Storage;
 use rusqlite::{Connection, OpenFlags};
@@ -426,18 +427,24 @@ pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Resul
 
 /// Run a query and decode each row by the given storage classes.
 pub fn query(conn: &Connection, stmt: &Stmt, columns: &[Storage]) -> Result<Vec<Row>, StoreError> {
+    let mut values = Values::new(columns);
+    query_into(conn, stmt, &mut values)?;
+    Ok(values.rows)
+}
+
+/// Run a query and hand each row to `sink`.
+pub fn query_into(
+    conn: &Connection,
+    stmt: &Stmt,
+    sink: &mut dyn RowSink,
+) -> Result<(), StoreError> {
     let mut prepared = conn.prepare_cached(&stmt.sql)?;
     let params: Vec<SqliteParam<'_>> = stmt.values.iter().map(SqliteParam).collect();
     let mut rows = prepared.query(rusqlite::params_from_iter(params.iter()))?;
-    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let mut values = Vec::with_capacity(columns.len());
-        for (i, storage) in columns.iter().enumerate() {
-            values.push(sqlite_json(row, i, *storage)?);
-        }
-        out.push(values);
+        sink.sqlite(row)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Run a statement; the number of rows it changed.

@@ -3,13 +3,14 @@
 
 use crate::engine::{Engine, not_null, storages};
 use crate::error::CoreError;
+use crate::ops::get::encrypted;
 use crate::principal::Principal;
 use crate::query::index_arms::index_arms;
-use crate::query::{ListQuery, Page, sort_signature};
+use crate::query::{ListQuery, Page, PageText, sort_signature};
 use crate::record::project;
 use crate::sql::{RowScope, col, rule_predicate};
-use keel_spec::{Operation, Storage};
-use keel_store::Stmt;
+use keel_spec::{Collection, Operation, Storage};
+use keel_store::{Objects, Stmt};
 use sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use serde_json::{Map, Value as Json};
 
@@ -22,6 +23,85 @@ impl Engine {
         query: &ListQuery,
     ) -> Result<Page, CoreError> {
         let c = self.collection(collection)?;
+        let select = self.page_select(principal, c, query).await?;
+        let limit = query.limit as usize;
+        let rows = self
+            .read_rows(principal, &select.stmt, &storages(&select.columns))
+            .await?;
+        let has_more = rows.len() > limit;
+        let mut records: Vec<Map<String, Json>> = rows
+            .into_iter()
+            .take(limit)
+            .map(|r| self.record(c, &select.columns, r))
+            .collect();
+        let next_cursor = match records.last() {
+            Some(last) if has_more => Some(self.cursor_after(query, last)),
+            _ => None,
+        };
+        self.expand(principal, c, &query.projection.expand, &mut records)
+            .await?;
+        let items = records
+            .into_iter()
+            .map(|r| Json::Object(project(r, query.projection.fields.as_deref())))
+            .collect();
+        Ok(Page {
+            items,
+            next_cursor,
+            total: select.total,
+        })
+    }
+
+    /// [`Engine::list`] as the JSON text of an answer. Records as stored (every
+    /// field, nothing embedded, nothing to decrypt) are written straight from their
+    /// rows as they are read.
+    pub async fn list_text(
+        &self,
+        principal: &Principal,
+        collection: &str,
+        query: &ListQuery,
+    ) -> Result<PageText, CoreError> {
+        let c = self.collection(collection)?;
+        if !query.projection.is_whole() || encrypted(c) {
+            return PageText::of(self.list(principal, collection, query).await?);
+        }
+        let select = self.page_select(principal, c, query).await?;
+        let limit = query.limit as usize;
+        let mut rows = Objects::new(self.shape(c)?, limit + 1);
+        self.read_into(principal, &select.stmt, &mut rows).await?;
+        let next_cursor = if rows.len() > limit {
+            limit
+                .checked_sub(1)
+                .and_then(|i| rows.object(i))
+                .and_then(|text| serde_json::from_str::<Map<String, Json>>(text).ok())
+                .map(|last| self.cursor_after(query, &last))
+        } else {
+            None
+        };
+        Ok(PageText {
+            items: rows.into_array(limit),
+            next_cursor,
+            total: select.total,
+        })
+    }
+
+    /// The cursor of the page after the one ending with `last`.
+    fn cursor_after(&self, query: &ListQuery, last: &Map<String, Json>) -> String {
+        let values: Vec<Json> = query
+            .sort
+            .iter()
+            .map(|k| last.get(&k.field).cloned().unwrap_or(Json::Null))
+            .collect();
+        self.cursor.encode(&sort_signature(&query.sort), &values)
+    }
+
+    /// The statement of one page (one row more than the limit, which tells whether
+    /// there is a next page), its columns, and the count when asked for.
+    async fn page_select(
+        &self,
+        principal: &Principal,
+        c: &Collection,
+        query: &ListQuery,
+    ) -> Result<PageSelect, CoreError> {
         let dialect = self.dialect();
         if c.access.read.is_none() && !principal.system {
             return Err(self.denied(principal, Operation::Read, c));
@@ -118,36 +198,17 @@ impl Engine {
             }
         }
         order(&mut q);
-        let rows = self
-            .read_rows(principal, &Stmt::build(&q, dialect), &storages(&columns))
-            .await?;
-        let has_more = rows.len() > limit as usize;
-        let mut records: Vec<Map<String, Json>> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(|r| self.record(c, &columns, r))
-            .collect();
-        let next_cursor = if has_more {
-            records.last().map(|last| {
-                let values: Vec<Json> = sort
-                    .iter()
-                    .map(|k| last.get(&k.field).cloned().unwrap_or(Json::Null))
-                    .collect();
-                self.cursor.encode(&sort_signature(sort), &values)
-            })
-        } else {
-            None
-        };
-        self.expand(principal, c, &query.projection.expand, &mut records)
-            .await?;
-        let items = records
-            .into_iter()
-            .map(|r| Json::Object(project(r, query.projection.fields.as_deref())))
-            .collect();
-        Ok(Page {
-            items,
-            next_cursor,
+        Ok(PageSelect {
+            stmt: Stmt::build(&q, dialect),
+            columns,
             total,
         })
     }
+}
+
+/// One page's statement, see [`Engine::page_select`].
+struct PageSelect {
+    stmt: Stmt,
+    columns: Vec<(String, Storage)>,
+    total: Option<i64>,
 }

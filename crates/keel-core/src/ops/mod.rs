@@ -3,6 +3,6 @@
 mod create;
 mod delete;
 mod expand;
-mod get;
+pub(crate) mod get;
 mod list;
 mod update;

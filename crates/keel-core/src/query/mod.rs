@@ -5,6 +5,7 @@ pub(crate) mod index_arms;
 mod keyset;
 mod parse;
 
+use crate::error::CoreError;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -58,6 +59,13 @@ pub struct Projection {
     pub expand: Vec<String>,
 }
 
+impl Projection {
+    /// Every visible field, nothing embedded: the record as stored.
+    pub fn is_whole(&self) -> bool {
+        self.fields.is_none() && self.expand.is_empty()
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page {
@@ -65,6 +73,50 @@ pub struct Page {
     pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
+}
+
+/// One page of a list as the JSON text of an answer (the same shape as [`Page`]).
+#[derive(Debug)]
+pub struct PageText {
+    /// The records, the text of a JSON array (UTF-8).
+    pub items: Vec<u8>,
+    pub next_cursor: Option<String>,
+    pub total: Option<i64>,
+}
+
+impl PageText {
+    pub(crate) fn of(page: Page) -> Result<Self, CoreError> {
+        Ok(Self {
+            items: serde_json::to_vec(&page.items)
+                .map_err(|e| CoreError::Store(keel_store::StoreError::Other(e.to_string())))?,
+            next_cursor: page.next_cursor,
+            total: page.total,
+        })
+    }
+
+    /// The page as JSON: `{"items":[…],"next_cursor":…}` and `"total"` when counted,
+    /// as [`Page`] serializes.
+    pub fn into_json(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.items.len() + 96);
+        out.extend_from_slice(b"{\"items\":");
+        out.extend_from_slice(&self.items);
+        out.extend_from_slice(b",\"next_cursor\":");
+        match &self.next_cursor {
+            // A cursor is base64url text: nothing in it needs escaping, but it is
+            // written as any string would be.
+            Some(c) => out.extend_from_slice(
+                serde_json::to_string(c)
+                    .unwrap_or_else(|_| "null".into())
+                    .as_bytes(),
+            ),
+            None => out.extend_from_slice(b"null"),
+        }
+        if let Some(total) = self.total {
+            out.extend_from_slice(format!(",\"total\":{total}").as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
 }
 
 /// The cursor's binding to its sort order, e.g. `-created_at,id`.
@@ -79,4 +131,34 @@ pub(crate) fn sort_signature(sort: &[SortKey]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_page_as_text_is_the_page_serialized() {
+        let items = vec![
+            serde_json::json!({"id": "a\"b", "n": 1, "f": 2.5}),
+            serde_json::json!({"b": [1, null]}),
+        ];
+        for (items, next_cursor, total) in [
+            (items.clone(), None, None),
+            (items, Some("eyJrIjoxfQ.sig_-".to_string()), Some(42)),
+            (vec![], None, Some(0)),
+        ] {
+            let page = Page {
+                items,
+                next_cursor,
+                total,
+            };
+            let text = PageText::of(page.clone()).unwrap().into_json();
+            assert_eq!(
+                String::from_utf8(text).unwrap(),
+                serde_json::to_string(&page).unwrap()
+            );
+        }
+    }
 }
