@@ -5,6 +5,9 @@
 //! 64 KiB). An access line per request would otherwise cost a `write(2)` on the
 //! request's own worker; the profile showed that as a fifth of a get-by-id.
 
+mod span_fields;
+
+use span_fields::JsonSpanFields;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -102,6 +105,7 @@ pub fn init(json: bool, filter: &str, buffered: bool) {
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
+                .fmt_fields(JsonSpanFields)
                 .try_init()
         } else {
             builder.with_target(false).try_init()
@@ -130,6 +134,7 @@ pub fn init(json: bool, filter: &str, buffered: bool) {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(JsonSpanFields)
             .try_init()
     } else {
         builder.with_target(false).try_init()
