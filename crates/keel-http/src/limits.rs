@@ -16,11 +16,14 @@ use std::net::SocketAddr;
 /// (behind trusted proxies, the forwarded client), else the TCP peer.
 pub fn client_ip(req: &Request) -> String {
     if let Some(c) = req.extensions().get::<crate::middleware::ClientAddr>() {
-        return c.0.to_string();
+        return crate::middleware::ip_text(c.0);
     }
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+        .map_or_else(
+            || "unknown".to_string(),
+            |c| crate::middleware::ip_text(c.0.ip()),
+        )
 }
 
 /// The `RateLimit-Policy` and `RateLimit` headers of the tightest quota.

@@ -26,6 +26,18 @@ impl Engine {
         projection: &Projection,
     ) -> Result<Json, CoreError> {
         let (c, uuid) = self.get_target(principal, collection, id)?;
+        self.get_record(principal, c, uuid, id, projection).await
+    }
+
+    /// [`Engine::get`] once its target is known.
+    async fn get_record(
+        &self,
+        principal: &Principal,
+        c: &Collection,
+        uuid: uuid::Uuid,
+        id: &str,
+        projection: &Projection,
+    ) -> Result<Json, CoreError> {
         let not_found = || not_found(c, id);
         let cached = self.cache_key(&c.name, uuid);
         let record = match cached {
@@ -81,7 +93,7 @@ impl Engine {
                 .await?
                 .ok_or_else(|| not_found(c, id));
         }
-        RecordText::of(&self.get(principal, collection, id, projection).await?)
+        RecordText::of(&self.get_record(principal, c, uuid, id, projection).await?)
     }
 
     /// The collection and id a get names, once the principal may read some of it.

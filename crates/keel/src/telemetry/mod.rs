@@ -95,21 +95,7 @@ impl<'a> MakeWriter<'a> for MakeSinkWriter {
 pub fn init(json: bool, filter: &str, buffered: bool) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     if !buffered {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
-        // A second init (tests) is harmless: the first subscriber stays.
-        let _ = if json {
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .fmt_fields(JsonSpanFields)
-                .try_init()
-        } else {
-            builder.with_target(false).try_init()
-        };
+        install(json, filter, std::io::stderr);
         return;
     }
     let sink = SINK
@@ -125,9 +111,19 @@ pub fn init(json: bool, filter: &str, buffered: bool) {
             sink
         })
         .clone();
+    install(json, filter, MakeSinkWriter(sink));
+}
+
+/// The subscriber over `writer`: JSON lines (the event's fields flat, the current
+/// span's under `span`) or text. A second install (tests) is harmless: the first
+/// subscriber stays.
+fn install<W>(json: bool, filter: EnvFilter, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(MakeSinkWriter(sink));
+        .with_writer(writer);
     let _ = if json {
         builder
             .json()
