@@ -9,10 +9,12 @@
 //! - [`breaker`]: the circuit breaker of one endpoint;
 //! - [`webhook`]: the webhook sink (signed, private addresses refused);
 //! - [`relay`]: the outbox relay every node runs (its outcomes written in batches by
-//!   `outcomes`); [`metrics`]: what it reports.
+//!   `outcomes`; on SQLite first attempts made straight from the outbox, `fresh`);
+//!   [`metrics`]: what it reports.
 
 pub mod breaker;
 pub mod envelope;
+mod fresh;
 pub mod metrics;
 mod outcomes;
 pub mod relay;

@@ -4,9 +4,14 @@
 //! costs one transaction per batch instead of one per delivery, and per-record order
 //! still holds: a record's next delivery is leased only once this one's outcome has
 //! committed (it is pending until then).
+//!
+//! On SQLite the writer also stores the relay's position (see `fresh`): a first
+//! attempt's row counts as written once its transaction commits, and the position
+//! moves with the next transaction (or one of its own when nothing else is queued).
 
+use crate::fresh::{FreshOutcome, Heads, lock};
 use keel_store::{Stmt, Store, StoreError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -16,6 +21,8 @@ const MAX_BATCH: usize = 256;
 /// The outcome of one attempt, as statements, and who waits for their commit.
 struct Entry {
     stmts: Vec<Stmt>,
+    /// The first attempt these statements write, if fresh.
+    fresh: Option<FreshOutcome>,
     done: oneshot::Sender<Result<(), Arc<StoreError>>>,
 }
 
@@ -26,19 +33,24 @@ pub(crate) struct OutcomeWriter {
 }
 
 impl OutcomeWriter {
-    /// Start the writer over `store`; it runs until every handle is dropped and the
-    /// queue is written.
-    pub(crate) fn spawn(store: Store) -> (Self, JoinHandle<()>) {
+    /// Start the writer over `store`, storing the position of `heads` if given; it
+    /// runs until every handle is dropped and the queue is written.
+    pub(crate) fn spawn(store: Store, heads: Option<Arc<Mutex<Heads>>>) -> (Self, JoinHandle<()>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, rx));
+        let task = tokio::spawn(run(store, heads, rx));
         (Self { queue }, task)
     }
 
-    /// Write `stmts` in one of the next transactions, and wait for its commit.
-    pub(crate) async fn write(&self, stmts: Vec<Stmt>) -> Result<(), Arc<StoreError>> {
+    /// Write `stmts` in one of the next transactions, and wait for its commit; `fresh`
+    /// names the first attempt they settle.
+    pub(crate) async fn write(
+        &self,
+        stmts: Vec<Stmt>,
+        fresh: Option<FreshOutcome>,
+    ) -> Result<(), Arc<StoreError>> {
         let (done, committed) = oneshot::channel();
         self.queue
-            .send(Entry { stmts, done })
+            .send(Entry { stmts, fresh, done })
             .map_err(|_| Arc::new(StoreError::Other("the relay is stopping".into())))?;
         committed
             .await
@@ -46,20 +58,68 @@ impl OutcomeWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Entry>) {
+impl OutcomeWriter {
+    /// Whether the writer has stopped (the relay is shutting down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+}
+
+async fn run(
+    store: Store,
+    heads: Option<Arc<Mutex<Heads>>>,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = commit(&store, &batch).await.map_err(Arc::new);
+        let position = heads.as_deref().and_then(|h| {
+            let mut heads = lock(h);
+            // Before the commit: once a pending row is visible, the walk must
+            // already know to look for it.
+            for f in batch.iter().filter_map(|e| e.fresh.as_ref()) {
+                if f.pending {
+                    heads.made_rows(&f.destination);
+                }
+            }
+            heads.position_update()
+        });
+        let result = commit(&store, &batch, position.as_ref().map(|(_, s)| s))
+            .await
+            .map_err(Arc::new);
+        if let (Some(heads), Ok(())) = (&heads, &result) {
+            let mut heads = lock(heads);
+            for f in batch.iter().filter_map(|e| e.fresh.as_ref()) {
+                heads.settled(&f.destination, f.seq);
+            }
+            if let Some((seq, _)) = position {
+                heads.wrote(seq);
+            }
+        }
         for entry in batch.drain(..) {
             let _ = entry.done.send(result.clone());
+        }
+        // Nothing else queued to carry it: store the position the rows just written
+        // allow, so a restart does not send them again.
+        if let Some(heads) = &heads
+            && rx.is_empty()
+        {
+            let update = lock(heads).position_update();
+            if let Some((seq, stmt)) = update {
+                match commit(&store, &[], Some(&stmt)).await {
+                    Ok(()) => lock(heads).wrote(seq),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "events: cannot store the relay's position")
+                    }
+                }
+            }
         }
     }
 }
 
-async fn commit(store: &Store, batch: &[Entry]) -> Result<(), StoreError> {
+async fn commit(store: &Store, batch: &[Entry], position: Option<&Stmt>) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     relaxed(&mut tx).await?;
-    for stmt in batch.iter().flat_map(|e| &e.stmts) {
+    for stmt in batch.iter().flat_map(|e| &e.stmts).chain(position) {
         tx.execute(stmt).await?;
     }
     tx.commit().await

@@ -7,13 +7,14 @@
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::envelope::Envelope;
+use crate::fresh::{FreshOutcome, Heads, lock};
 use crate::metrics::RelayMetrics;
 use crate::outcomes::{OutcomeWriter, relaxed};
 use crate::schedule::RetrySchedule;
 use crate::sink::{Outcome, Sink};
 use keel_spec::Storage;
-use keel_store::events::{self, DEAD, DELIVERED, PENDING};
-use keel_store::{Store, StoreError};
+use keel_store::events::{self, DEAD, DELIVERED, PENDING, Settled};
+use keel_store::{Row, Stmt, Store, StoreError};
 use serde_json::{Map, Value as Json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -72,7 +73,42 @@ struct Lease {
     seq: i64,
     attempts: i32,
     envelope: Envelope,
+    /// A first attempt with no row yet (SQLite, see `fresh`): its outcome is
+    /// inserted, not updated.
+    fresh: bool,
 }
+
+/// Where the relay's reads run: inside its transaction (PostgreSQL, whose leases are
+/// written), or on the store's readers (SQLite, whose leases are not).
+enum Reads<'a, 'b> {
+    Tx(&'a mut keel_store::Tx<'b>),
+    Store(&'a Store),
+}
+
+impl Reads<'_, '_> {
+    async fn query(&mut self, stmt: &Stmt, columns: &[Storage]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Reads::Tx(tx) => tx.query(stmt, columns).await,
+            Reads::Store(store) => store.query(stmt, columns).await,
+        }
+    }
+}
+
+/// The columns of `events::select_events`.
+const EVENT_COLUMNS: [Storage; 9] = [
+    Storage::Int,
+    Storage::Uuid,
+    Storage::Text,
+    Storage::Text,
+    Storage::Uuid,
+    Storage::Uuid,
+    Storage::Text,
+    Storage::Text,
+    Storage::Datetime,
+];
+
+/// An event read by the walk: its envelope (sealed) and the destinations that want it.
+type Walked = Option<(Envelope, Vec<String>)>;
 
 /// The relay of one node.
 pub struct Relay {
@@ -91,13 +127,13 @@ pub struct Relay {
     /// Per collection, its encrypted fields: left out of what leaves the server.
     sealed: HashMap<String, Vec<String>>,
     /// Which destinations want which events, where this relay makes the deliveries
-    /// from the events (SQLite; see [`events::relay_makes_deliveries`]).
+    /// from the events (SQLite; see [`events::relay_makes_deliveries`] and `fresh`).
     interests: Option<Arc<dyn events::Interests>>,
     pub metrics: Arc<RelayMetrics>,
 }
 
-/// Events turned into deliveries per transaction, at most.
-const MAKE_BATCH: i64 = 1000;
+/// Events a destination's walk looks at per lease, at most (SQLite).
+const WALK: i64 = 1000;
 
 impl Relay {
     /// A relay over `store` delivering to `sinks` (by name), woken by `wake`.
@@ -154,88 +190,6 @@ impl Relay {
         self
     }
 
-    /// In `tx`: the deliveries of the events past the relay's position (a batch),
-    /// and the position moved past them. Returns how many seqs it went past.
-    async fn make_deliveries(
-        &self,
-        tx: &mut keel_store::Tx<'_>,
-        interests: &dyn events::Interests,
-        now: OffsetDateTime,
-    ) -> Result<usize, StoreError> {
-        let dialect = tx.dialect();
-        let position = tx
-            .query(&events::relay_position(), &[Storage::Int])
-            .await?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Json::as_i64)
-            .unwrap_or(0);
-        let newest = tx
-            .query(&events::newest_event(), &[Storage::Int])
-            .await?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Json::as_i64)
-            .unwrap_or(0);
-        let with_records = interests.reads_records();
-        let upto = newest.min(position + MAKE_BATCH);
-        let mut rows = Vec::new();
-        for seq in position + 1..=upto {
-            rows.extend(
-                tx.query(
-                    &events::event_at(seq, with_records),
-                    &[
-                        Storage::Int,
-                        Storage::Text,
-                        Storage::Uuid,
-                        Storage::Text,
-                        Storage::Text,
-                    ],
-                )
-                .await?,
-            );
-        }
-        for row in &rows {
-            let (Some(seq), Some(ty), Some(record_id)) = (
-                row[0].as_i64(),
-                row[1].as_str(),
-                row[2].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok()),
-            ) else {
-                continue;
-            };
-            let Some((collection, kind)) = ty.rsplit_once('.') else {
-                continue;
-            };
-            // The record after the change (before it, for a delete), as stored.
-            let record = with_records
-                .then(|| {
-                    [&row[3], &row[4]].into_iter().find_map(|v| {
-                        v.as_str().and_then(|t| {
-                            serde_json::from_str::<serde_json::Map<String, Json>>(t).ok()
-                        })
-                    })
-                })
-                .flatten();
-            if with_records && record.is_none() {
-                continue;
-            }
-            for destination in interests.wanting(collection, kind, record.as_ref()) {
-                tx.execute(&events::insert_delivery(
-                    dialect,
-                    &destination,
-                    seq,
-                    record_id,
-                    now,
-                ))
-                .await?;
-            }
-        }
-        if upto > position {
-            tx.execute(&events::set_relay_position(upto)).await?;
-        }
-        Ok((upto - position).max(0) as usize)
-    }
-
     /// Deliver until `shutdown` resolves; deliveries in flight then finish (their
     /// leases would hand them to another node otherwise).
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
@@ -254,12 +208,34 @@ impl Relay {
                 tracing::warn!(error = %e, "events: cannot release stale leases");
             }
         }
-        let (outcomes, writer) = OutcomeWriter::spawn(self.store.clone());
+        let heads = match self.interests.as_deref() {
+            Some(interests) if events::relay_makes_deliveries(self.store.dialect()) => {
+                let heads = loop {
+                    match self.heads().await {
+                        Ok(heads) => break heads,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "events: cannot read the relay's position");
+                            tokio::select! {
+                                _ = &mut shutdown => return,
+                                _ = tokio::time::sleep(self.settings.poll) => {}
+                            }
+                        }
+                    }
+                };
+                Some((interests, Arc::new(Mutex::new(heads))))
+            }
+            _ => None,
+        };
+        let (outcomes, writer) =
+            OutcomeWriter::spawn(self.store.clone(), heads.as_ref().map(|(_, h)| h.clone()));
         let mut tasks: JoinSet<()> = JoinSet::new();
         // Housekeeping runs beside the leasing loop, never in it: a slow statement
         // there (a plan made from stale statistics took minutes) must not stop
         // deliveries.
-        let maintenance = tokio::spawn(self.clone().maintain());
+        let maintenance = tokio::spawn(
+            self.clone()
+                .maintain(heads.as_ref().map(|(_, h)| h.clone())),
+        );
         let mut caught_up = false;
         let mut last_claim = Instant::now();
         loop {
@@ -273,7 +249,11 @@ impl Relay {
                     }
                 }
                 last_claim = Instant::now();
-                match self.claim(free).await {
+                let result = match &heads {
+                    Some((interests, heads)) => self.claim_local(free, *interests, heads).await,
+                    None => self.claim(free).await,
+                };
+                match result {
                     Ok((leases, wanted)) => {
                         claimed = leases.len();
                         caught_up = claimed < wanted;
@@ -309,17 +289,58 @@ impl Relay {
         let _ = writer.await;
     }
 
+    /// SQLite: every destination at the stored position, knowing which have pending
+    /// rows.
+    async fn heads(&self) -> Result<Heads, StoreError> {
+        let position = self
+            .store
+            .query(&events::relay_position(), &[Storage::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        let mut with_rows = Vec::new();
+        for name in self.sinks.keys() {
+            let pending = self
+                .store
+                .query(
+                    &events::destination_pending(self.store.dialect(), name),
+                    &[Storage::Int],
+                )
+                .await?;
+            if !pending.is_empty() {
+                with_rows.push(name.clone());
+            }
+        }
+        Ok(Heads::new(
+            self.sinks.keys().map(String::as_str),
+            position,
+            &with_rows,
+        ))
+    }
+
     /// How many deliveries each destination may lease now (at most `free` in all):
     /// none when disabled (on any node) or its breaker is open, one for a breaker's
     /// trial, else up to its concurrency cap minus what is in flight on this node.
     async fn allowances(&self, free: usize) -> Result<Vec<(String, usize)>, StoreError> {
-        let disabled: Vec<String> = self
+        let disabled = self.disabled().await?;
+        Ok(self.allowances_given(free, &disabled))
+    }
+
+    /// The destinations disabled (on any node).
+    async fn disabled(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
             .store
             .query(&events::disabled_destinations(), &[Storage::Text])
             .await?
             .into_iter()
             .filter_map(|r| r.first().and_then(Json::as_str).map(str::to_string))
-            .collect();
+            .collect())
+    }
+
+    /// [`Relay::allowances`], the disabled destinations known.
+    fn allowances_given(&self, free: usize, disabled: &[String]) -> Vec<(String, usize)> {
         let now = Instant::now();
         let mut out = Vec::new();
         let mut left = free;
@@ -344,7 +365,7 @@ impl Relay {
                 }
             }
         }
-        Ok(out)
+        out
     }
 
     /// The highest seq this node has leased for `destination` (`0`: none yet).
@@ -364,60 +385,251 @@ impl Relay {
     }
 
     /// Lease up to `free` due deliveries (per destination, within its allowance) and
-    /// load their events.
+    /// load their events (PostgreSQL: leases written, so several nodes share the work).
     /// Also returns how many could have been leased (the allowances' sum).
     async fn claim(&self, free: usize) -> Result<(Vec<Lease>, usize), StoreError> {
         let allowances = self.allowances(free).await?;
         let wanted = allowances.iter().map(|(_, n)| n).sum();
-        let dialect = self.store.dialect();
-        let maker = self
-            .interests
-            .as_deref()
-            .filter(|_| events::relay_makes_deliveries(dialect));
-        if allowances.is_empty() && maker.is_none() {
+        if allowances.is_empty() {
             return Ok((Vec::new(), 0));
         }
         let now = OffsetDateTime::now_utc();
         let lease_until = now + self.settings.lease;
         let mut tx = self.store.begin().await?;
         relaxed(&mut tx).await?;
-        if let Some(interests) = maker {
-            // The deliveries of the events committed since, then leases among them
-            // in the same transaction.
-            let read = self.make_deliveries(&mut tx, interests, now).await?;
-            if read as i64 == MAKE_BATCH {
-                // More events wait: come back at once.
-                self.wake.notify_one();
-            }
-        }
-        if allowances.is_empty() {
-            tx.commit().await?;
-            return Ok((Vec::new(), 0));
-        }
-        if dialect == keel_store::Dialect::Postgres {
+        if tx.dialect() == keel_store::Dialect::Postgres {
             // Planned for the bound values: a generic plan cannot know the limit is
             // small, and sorted every due delivery (20 ms with 6,000) to take eight.
-            tx.execute(&keel_store::Stmt::new(
+            tx.execute(&Stmt::new(
                 "SET LOCAL plan_cache_mode TO force_custom_plan",
                 vec![],
             ))
             .await?;
         }
+        let mut reads = Reads::Tx(&mut tx);
+        let leased = self
+            .lease_due(&mut reads, &allowances, now, lease_until, None)
+            .await?;
+        let envelopes = self.envelopes(&mut reads, &leased).await?;
+        tx.commit().await?;
+        Ok((self.take(leased, envelopes, Vec::new()), wanted))
+    }
+
+    /// SQLite: lease the due pending rows first (retries, and events that waited behind
+    /// an earlier one of their record), then walk the events past each destination's
+    /// head (see `fresh`): what may go now is sent with no row written; what may not is
+    /// made a pending row. Reads run on the store's readers; the writer is taken only
+    /// to make rows.
+    async fn claim_local(
+        &self,
+        free: usize,
+        interests: &dyn events::Interests,
+        heads: &Mutex<Heads>,
+    ) -> Result<(Vec<Lease>, usize), StoreError> {
+        let dialect = self.store.dialect();
+        let disabled = self.disabled().await?;
+        let allowances = self.allowances_given(free, &disabled);
+        let wanted = allowances.iter().map(|(_, n)| n).sum();
+        let now = OffsetDateTime::now_utc();
+        let mut reads = Reads::Store(&self.store);
+        let leased = self
+            .lease_due(&mut reads, &allowances, now, now, Some(heads))
+            .await?;
+        let envelopes = self.envelopes(&mut reads, &leased).await?;
+        let mut left: HashMap<&str, usize> = allowances
+            .iter()
+            .map(|(name, n)| (name.as_str(), *n))
+            .collect();
+        for row in &leased {
+            if let Some(n) = row[0].as_str().and_then(|d| left.get_mut(d)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.forget_rows(heads).await?;
+        let newest = self
+            .store
+            .query(&events::newest_event(), &[Storage::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        let mut seen: HashMap<i64, Walked> = HashMap::new();
+        let mut fresh: Vec<Lease> = Vec::new();
+        let mut rows: Vec<(String, i64, uuid::Uuid)> = Vec::new();
+        let mut walked: Vec<(String, i64)> = Vec::new();
+        let mut more = false;
+        for name in self.sinks.keys() {
+            let Some(head) = lock(heads).head(name) else {
+                continue;
+            };
+            let blocked = disabled.contains(name)
+                || self
+                    .breakers
+                    .lock()
+                    .ok()
+                    .and_then(|b| b.get(name).map(Breaker::state))
+                    .is_some_and(|s| s != BreakerState::Closed);
+            let mut n = left.get(name.as_str()).copied().unwrap_or(0);
+            let upto = newest.min(head + WALK);
+            more |= upto < newest;
+            let mut seq = head;
+            while seq < upto {
+                let next = seq + 1;
+                if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(next) {
+                    slot.insert(self.walked(next, interests).await?);
+                }
+                let Some(Some((envelope, wanting))) = seen.get(&next) else {
+                    // No such event: its transaction rolled back.
+                    seq = next;
+                    continue;
+                };
+                if !wanting.contains(name) {
+                    seq = next;
+                    continue;
+                }
+                let record = envelope.record_id;
+                // Per-record order: behind a first attempt of the record in flight,
+                // or a pending row of it (asked only where there may be some).
+                let sending = fresh
+                    .iter()
+                    .any(|l| &l.destination == name && l.envelope.record_id == record)
+                    || lock(heads).sending(name, record);
+                let ask = !blocked && !sending && lock(heads).may_have_rows(name);
+                let queued = ask
+                    && !self
+                        .store
+                        .query(
+                            &events::record_pending(dialect, name, record),
+                            &[Storage::Int],
+                        )
+                        .await?
+                        .is_empty();
+                let behind = blocked || sending || queued;
+                if behind {
+                    rows.push((name.clone(), next, record));
+                } else if n == 0 {
+                    // Busy: the rest waits for a free slot (another lease).
+                    break;
+                } else {
+                    n -= 1;
+                    fresh.push(Lease {
+                        destination: name.clone(),
+                        seq: next,
+                        attempts: 0,
+                        envelope: envelope.clone(),
+                        fresh: true,
+                    });
+                }
+                seq = next;
+            }
+            walked.push((name.clone(), seq));
+        }
+        if !rows.is_empty() {
+            let mut tx = self.store.begin().await?;
+            for (destination, seq, record) in &rows {
+                tx.execute(&events::insert_delivery(
+                    dialect,
+                    destination,
+                    *seq,
+                    *record,
+                    now,
+                ))
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        {
+            let mut heads = lock(heads);
+            for (destination, _, _) in &rows {
+                heads.made_rows(destination);
+            }
+            for lease in &fresh {
+                heads.sent(&lease.destination, lease.seq, lease.envelope.record_id);
+            }
+            for (destination, seq) in &walked {
+                heads.advance(destination, *seq);
+            }
+        }
+        if more {
+            // A walk stopped at its limit with events left: come back at once.
+            self.wake.notify_one();
+        }
+        Ok((self.take(leased, envelopes, fresh), wanted))
+    }
+
+    /// Event `seq` with the destinations that want it (`None`: no such event). Filters
+    /// see the record as stored; the envelope then loses its encrypted fields.
+    async fn walked(
+        &self,
+        seq: i64,
+        interests: &dyn events::Interests,
+    ) -> Result<Walked, StoreError> {
+        let mut rows = Vec::new();
+        for stmt in events::select_events(self.store.dialect(), &[seq]) {
+            rows.extend(self.store.query(&stmt, &EVENT_COLUMNS).await?);
+        }
+        let Some((_, mut envelope)) = rows.into_iter().next().and_then(envelope_of) else {
+            return Ok(None);
+        };
+        let kind = envelope
+            .kind
+            .rsplit_once('.')
+            .map_or("", |(_, kind)| kind)
+            .to_string();
+        let record = envelope.data.as_ref().or(envelope.previous.as_ref());
+        let wanting = interests.wanting(&envelope.collection, &kind, record);
+        self.seal(&mut envelope);
+        Ok(Some((envelope, wanting)))
+    }
+
+    /// Stop asking per event about pending rows where a destination has none left
+    /// (and no first attempt whose outcome could still make one).
+    async fn forget_rows(&self, heads: &Mutex<Heads>) -> Result<(), StoreError> {
+        let dialect = self.store.dialect();
+        for name in self.sinks.keys() {
+            let Some(epoch) = lock(heads).rows_epoch_if_idle(name) else {
+                continue;
+            };
+            let none = self
+                .store
+                .query(&events::destination_pending(dialect, name), &[Storage::Int])
+                .await?
+                .is_empty();
+            if none {
+                lock(heads).forget_rows(name, epoch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lease up to each allowance of due pending rows; `destination, event_seq,
+    /// attempts, record_id` of each. Rows of a record with a first attempt unsettled
+    /// (`heads`) wait for it.
+    async fn lease_due(
+        &self,
+        reads: &mut Reads<'_, '_>,
+        allowances: &[(String, usize)],
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        heads: Option<&Mutex<Heads>>,
+    ) -> Result<Vec<Row>, StoreError> {
         let mut leased = Vec::new();
         for (destination, n) in allowances {
+            let n = *n;
             // Above the highest seq leased here first: the index range then starts past
             // the settled deliveries (dead entries until vacuum) instead of walking
             // them, which is what keeps a backlog draining fast. Only when that finds
             // fewer than wanted, from the head: retries come due there, and
             // deliveries that waited behind an earlier one of their record.
-            let after = self.floor(&destination);
+            let after = self.floor(destination);
             let mut rows = self
-                .lease(&mut tx, &destination, now, lease_until, n, after)
+                .lease(reads, destination, now, lease_until, n, after)
                 .await?;
             if rows.len() < n && after > 0 {
                 let more = n - rows.len();
                 let again = self
-                    .lease(&mut tx, &destination, now, lease_until, more, 0)
+                    .lease(reads, destination, now, lease_until, more, 0)
                     .await?;
                 // Unwritten leases (SQLite): the first statement's rows are due still.
                 let taken: HashSet<i64> = rows.iter().filter_map(|r| r[1].as_i64()).collect();
@@ -427,61 +639,69 @@ impl Relay {
                         .filter(|r| r[1].as_i64().is_some_and(|s| !taken.contains(&s))),
                 );
             }
-            self.raise_floor(
-                &destination,
-                rows.iter().filter_map(|r| r[1].as_i64()).max(),
-            );
+            if let Some(heads) = heads {
+                let heads = lock(heads);
+                rows.retain(|r| {
+                    let record = r[3].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok());
+                    record.is_none_or(|record| !heads.sending(destination, record))
+                });
+            }
+            self.raise_floor(destination, rows.iter().filter_map(|r| r[1].as_i64()).max());
             leased.extend(rows);
         }
+        Ok(leased)
+    }
+
+    /// The events of leased rows, by seq, sealed.
+    async fn envelopes(
+        &self,
+        reads: &mut Reads<'_, '_>,
+        leased: &[Row],
+    ) -> Result<HashMap<i64, Envelope>, StoreError> {
         if leased.is_empty() {
-            // Commit: deliveries may have been made above.
-            tx.commit().await?;
-            return Ok((Vec::new(), wanted));
+            return Ok(HashMap::new());
         }
         let seqs: Vec<i64> = leased.iter().filter_map(|r| r[1].as_i64()).collect();
-        let mut rows = Vec::with_capacity(seqs.len());
-        for stmt in events::select_events(dialect, &seqs) {
-            rows.extend(
-                tx.query(
-                    &stmt,
-                    &[
-                        Storage::Int,
-                        Storage::Uuid,
-                        Storage::Text,
-                        Storage::Text,
-                        Storage::Uuid,
-                        Storage::Uuid,
-                        Storage::Text,
-                        Storage::Text,
-                        Storage::Datetime,
-                    ],
-                )
-                .await?,
-            );
-        }
-        tx.commit().await?;
-        let mut by_seq: HashMap<i64, Envelope> = HashMap::new();
-        for row in rows {
-            if let Some((seq, mut envelope)) = envelope_of(row) {
-                if let Some(fields) = self.sealed.get(&envelope.collection) {
-                    for record in [&mut envelope.data, &mut envelope.previous]
-                        .into_iter()
-                        .flatten()
-                    {
-                        for f in fields {
-                            record.remove(f);
-                        }
-                    }
+        let mut by_seq = HashMap::new();
+        for stmt in events::select_events(self.store.dialect(), &seqs) {
+            for row in reads.query(&stmt, &EVENT_COLUMNS).await? {
+                if let Some((seq, mut envelope)) = envelope_of(row) {
+                    self.seal(&mut envelope);
+                    by_seq.insert(seq, envelope);
                 }
-                by_seq.insert(seq, envelope);
             }
         }
+        Ok(by_seq)
+    }
+
+    /// Leave out a record's encrypted fields: they never leave the server.
+    fn seal(&self, envelope: &mut Envelope) {
+        if let Some(fields) = self.sealed.get(&envelope.collection) {
+            for record in [&mut envelope.data, &mut envelope.previous]
+                .into_iter()
+                .flatten()
+            {
+                for f in fields {
+                    record.remove(f);
+                }
+            }
+        }
+    }
+
+    /// The leases of `leased` rows (with their events) and of `fresh` first attempts,
+    /// counted in flight; the rows held until their outcomes commit.
+    fn take(
+        &self,
+        leased: Vec<Row>,
+        envelopes: HashMap<i64, Envelope>,
+        fresh: Vec<Lease>,
+    ) -> Vec<Lease> {
         let mut leases = Vec::new();
         for row in leased {
             let (Some(destination), Some(seq)) = (row[0].as_str(), row[1].as_i64()) else {
                 continue;
             };
-            let Some(envelope) = by_seq.get(&seq).cloned() else {
+            let Some(envelope) = envelopes.get(&seq).cloned() else {
                 continue;
             };
             leases.push(Lease {
@@ -489,19 +709,21 @@ impl Relay {
                 seq,
                 attempts: row[2].as_i64().unwrap_or(0) as i32,
                 envelope,
+                fresh: false,
             });
-        }
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            for l in &leases {
-                *in_flight.entry(l.destination.clone()).or_default() += 1;
-            }
         }
         if let Ok(mut held) = self.held.lock() {
             for l in &leases {
                 held.entry(l.destination.clone()).or_default().insert(l.seq);
             }
         }
-        Ok((leases, wanted))
+        leases.extend(fresh);
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            for l in &leases {
+                *in_flight.entry(l.destination.clone()).or_default() += 1;
+            }
+        }
+        leases
     }
 
     /// Up to `n` due deliveries to `destination` past `after`, leased. Where leases
@@ -509,14 +731,14 @@ impl Relay {
     /// statement asks for that many more and they are left out.
     async fn lease(
         &self,
-        tx: &mut keel_store::Tx<'_>,
+        reads: &mut Reads<'_, '_>,
         destination: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         n: usize,
         after: i64,
-    ) -> Result<Vec<keel_store::Row>, StoreError> {
-        let dialect = tx.dialect();
+    ) -> Result<Vec<Row>, StoreError> {
+        let dialect = self.store.dialect();
         let held: HashSet<i64> = if events::leases_written(dialect) {
             HashSet::new()
         } else {
@@ -527,10 +749,10 @@ impl Relay {
                 .unwrap_or_default()
         };
         let limit = (n + held.len()) as i64;
-        let mut rows = tx
+        let mut rows = reads
             .query(
                 &events::claim(dialect, destination, now, lease_until, limit, after),
-                &[Storage::Text, Storage::Int, Storage::Int],
+                &[Storage::Text, Storage::Int, Storage::Int, Storage::Uuid],
             )
             .await?;
         rows.retain(|r| r[1].as_i64().is_some_and(|s| !held.contains(&s)));
@@ -561,7 +783,36 @@ impl Relay {
         self.metrics
             .record(&lease.destination, &outcome, started.elapsed());
         let stmts = self.settle(&lease, &outcome);
-        if let Err(e) = outcomes.write(stmts).await {
+        if lease.fresh {
+            // Until its row commits, the position stays before this event and the
+            // record's later events wait: keep trying (a restart sends it again).
+            let fresh = FreshOutcome {
+                destination: lease.destination.clone(),
+                seq: lease.seq,
+                // (or dead: harmless, the walk only asks the store once more)
+                pending: !matches!(outcome, Outcome::Delivered { .. }),
+            };
+            let mut pause = Duration::from_millis(50);
+            for tries in 1.. {
+                match outcomes.write(stmts.clone(), Some(fresh.clone())).await {
+                    Ok(()) => break,
+                    Err(_) if outcomes.is_closed() => break,
+                    // About a minute of failing writes: the store needs attention;
+                    // the next start sends this event again.
+                    Err(e) if tries >= 16 => {
+                        tracing::error!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery; it is sent again at the next start");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery; trying again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            return;
+        }
+        if let Err(e) = outcomes.write(stmts, None).await {
             // The lease runs out and another attempt follows: at least once.
             tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery");
         }
@@ -574,25 +825,24 @@ impl Relay {
     }
 
     /// The statements that record `outcome` (and the breaker told of it).
-    fn settle(&self, lease: &Lease, outcome: &Outcome) -> Vec<keel_store::Stmt> {
+    fn settle(&self, lease: &Lease, outcome: &Outcome) -> Vec<Stmt> {
         let dialect = self.store.dialect();
         let now = OffsetDateTime::now_utc();
         let attempts = lease.attempts + 1;
         let clock = Instant::now();
-        let stmt = match outcome {
+        let row = |state, next_attempt_at, last_status, last_error| Settled {
+            state,
+            attempts,
+            next_attempt_at,
+            last_status,
+            last_error,
+            now,
+        };
+        let mut stmts = Vec::new();
+        let settled = match outcome {
             Outcome::Delivered { status } => {
                 self.breaker(&lease.destination, |b| b.record_success());
-                events::settle(
-                    dialect,
-                    &lease.destination,
-                    lease.seq,
-                    DELIVERED,
-                    attempts,
-                    now,
-                    *status,
-                    None,
-                    now,
-                )
+                row(DELIVERED, now, *status, None)
             }
             Outcome::Retry {
                 status,
@@ -608,55 +858,44 @@ impl Relay {
                 match delay {
                     Some(delay) => {
                         tracing::debug!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery failed, will retry");
-                        events::settle(
-                            dialect,
-                            &lease.destination,
-                            lease.seq,
-                            PENDING,
-                            attempts,
-                            now + delay,
-                            *status,
-                            Some(error),
-                            now,
-                        )
+                        row(PENDING, now + delay, *status, Some(error.as_str()))
                     }
                     None => {
                         tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery dead-lettered");
-                        events::settle(
-                            dialect,
-                            &lease.destination,
-                            lease.seq,
-                            DEAD,
-                            attempts,
-                            now,
-                            *status,
-                            Some(error),
-                            now,
-                        )
+                        row(DEAD, now, *status, Some(error.as_str()))
                     }
                 }
             }
             Outcome::Gone { status } => {
                 tracing::warn!(destination = %lease.destination, "events: the destination answered 410 Gone; disabled until `keel events retry`");
+                stmts.push(events::disable_destination(
+                    dialect,
+                    &lease.destination,
+                    "410 Gone",
+                    now,
+                ));
                 // The delivery stays pending: it goes out once the destination is
                 // enabled again.
-                return vec![
-                    events::disable_destination(dialect, &lease.destination, "410 Gone", now),
-                    events::settle(
-                        dialect,
-                        &lease.destination,
-                        lease.seq,
-                        PENDING,
-                        attempts,
-                        now,
-                        *status,
-                        Some("410 Gone: destination disabled"),
-                        now,
-                    ),
-                ];
+                row(
+                    PENDING,
+                    now,
+                    *status,
+                    Some("410 Gone: destination disabled"),
+                )
             }
         };
-        vec![stmt]
+        stmts.push(if lease.fresh {
+            events::insert_settled(
+                dialect,
+                &lease.destination,
+                lease.seq,
+                lease.envelope.record_id,
+                &settled,
+            )
+        } else {
+            events::settle(dialect, &lease.destination, lease.seq, &settled)
+        });
+        stmts
     }
 
     fn breaker(&self, destination: &str, f: impl FnOnce(&mut Breaker)) {
@@ -678,13 +917,13 @@ impl Relay {
     /// planner's statistics at start, every [`STATISTICS_EVERY`], and on PostgreSQL
     /// whenever the backlog has more than doubled since (the outbox grows from empty,
     /// and with autovacuum off nothing else would tell the planner).
-    async fn maintain(self: Arc<Self>) {
+    async fn maintain(self: Arc<Self>, heads: Option<Arc<Mutex<Heads>>>) {
         let mut tick = tokio::time::interval(self.settings.housekeeping);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut refreshed: Option<(Instant, i64)> = None;
         loop {
             tick.tick().await;
-            let pending = self.housekeeping().await;
+            let pending = self.housekeeping(heads.as_deref()).await;
             // On SQLite a refresh holds the one writer while it analyzes (the seeded
             // tables too): there the clock alone decides.
             let grows_stale = self.store.dialect() == keel_store::Dialect::Postgres;
@@ -702,9 +941,52 @@ impl Relay {
         }
     }
 
+    /// Add to `stats` (destination, pending, oldest age) what each destination has
+    /// with no row yet: first attempts in flight, and the events past its head.
+    async fn count_unsent(
+        &self,
+        heads: &Mutex<Heads>,
+        stats: &mut Vec<(String, i64, f64)>,
+        age: impl Fn(&Json) -> f64,
+    ) -> Result<(), StoreError> {
+        let newest = self
+            .store
+            .query(&events::newest_event(), &[Storage::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        for name in self.sinks.keys() {
+            let Some((unsettled, first, head)) = lock(heads).backlog(name) else {
+                continue;
+            };
+            let unsent = unsettled as i64 + (newest - head).max(0);
+            if unsent == 0 {
+                continue;
+            }
+            let mut oldest = 0.0;
+            for stmt in events::select_events(self.store.dialect(), &[first]) {
+                if let Some(row) = self.store.query(&stmt, &EVENT_COLUMNS).await?.first() {
+                    oldest = age(&row[8]);
+                }
+            }
+            match stats.iter_mut().find(|(n, _, _)| n == name) {
+                Some((_, pending, age)) => {
+                    *pending += unsent;
+                    *age = age.max(oldest);
+                }
+                None => stats.push((name.clone(), unsent, oldest)),
+            }
+        }
+        Ok(())
+    }
+
     /// Prune what retention no longer needs, refresh the pending gauges; the number
-    /// of pending deliveries.
-    async fn housekeeping(&self) -> i64 {
+    /// of pending deliveries. On SQLite the events not yet sent to a destination
+    /// (no rows: see `fresh`) count as pending there, whether or not its filter
+    /// will want them.
+    async fn housekeeping(&self, heads: Option<&Mutex<Heads>>) -> i64 {
         let dialect = self.store.dialect();
         let before = OffsetDateTime::now_utc() - self.settings.retention;
         let pruned = async {
@@ -727,18 +1009,24 @@ impl Relay {
         {
             Ok(rows) => {
                 let now = OffsetDateTime::now_utc();
-                let stats = rows
+                let age = |v: &Json| {
+                    v.as_str()
+                        .and_then(keel_expr::parse_datetime)
+                        .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0))
+                };
+                let mut stats = rows
                     .into_iter()
                     .filter_map(|r| {
                         let name = r[0].as_str()?.to_string();
                         let pending = r[1].as_i64().unwrap_or(0);
-                        let oldest = r[2]
-                            .as_str()
-                            .and_then(keel_expr::parse_datetime)
-                            .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
-                        Some((name, pending, oldest))
+                        Some((name, pending, age(&r[2])))
                     })
                     .collect::<Vec<_>>();
+                if let Some(heads) = heads
+                    && let Err(e) = self.count_unsent(heads, &mut stats, age).await
+                {
+                    tracing::warn!(error = %e, "events: cannot read the unsent backlog");
+                }
                 let total = stats.iter().map(|(_, n, _)| *n).sum();
                 self.metrics.set_pending(stats);
                 total

@@ -18,7 +18,8 @@ pub fn leases_written(dialect: Dialect) -> bool {
 /// Lease up to `limit` due deliveries to `destination`: pending, due, not leased by
 /// another node, and with no earlier pending delivery of the same record to the same
 /// destination (so one record's events go out in commit order, one at a time).
-/// Returns `destination, event_seq, attempts` of each leased delivery. PostgreSQL
+/// Returns `destination, event_seq, attempts, record_id` of each leased delivery
+/// (the record id as text on SQLite, a UUID on PostgreSQL). PostgreSQL
 /// skips rows another node is leasing at this moment and writes the lease; SQLite
 /// only selects (see [`leases_written`]: the caller skips what it has in flight). Only
 /// seqs above `after` are looked at: the index range then starts past the settled
@@ -69,7 +70,10 @@ pub fn claim(
         limit.into(),
     ];
     if !leases_written(dialect) {
-        return Stmt::new(due("d.destination, d.event_seq, d.attempts", 1), values);
+        return Stmt::new(
+            due("d.destination, d.event_seq, d.attempts, d.record_id", 1),
+            values,
+        );
     }
     let mut all = vec![at(dialect, lease_until), destination.into()];
     all.extend(values);
@@ -77,7 +81,7 @@ pub fn claim(
         format!(
             "UPDATE _keel_deliveries SET lease_until = {lease} \
              WHERE destination = {dest} AND event_seq IN ({due}) \
-             RETURNING destination, event_seq, attempts",
+             RETURNING destination, event_seq, attempts, record_id",
             lease = p(dialect, 1),
             dest = p(dialect, 2),
             due = due("d.event_seq", 3),
@@ -122,42 +126,112 @@ pub fn select_events(dialect: Dialect, seqs: &[i64]) -> Vec<Stmt> {
     }
 }
 
-/// Record a delivery's outcome: `state` (pending to retry, delivered, dead), the
-/// attempt count, when to try next, and the last status or error; the lease ends.
-#[allow(clippy::too_many_arguments)]
-pub fn settle(
-    dialect: Dialect,
-    destination: &str,
-    seq: i64,
-    state: &str,
-    attempts: i32,
-    next_attempt_at: OffsetDateTime,
-    last_status: Option<u16>,
-    last_error: Option<&str>,
-    now: OffsetDateTime,
-) -> Stmt {
+/// A delivery's state after an attempt: pending (to retry), delivered or dead, with
+/// its attempt count, when to try next, and the last status or error.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled<'a> {
+    pub state: &'a str,
+    pub attempts: i32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_status: Option<u16>,
+    pub last_error: Option<&'a str>,
+    pub now: OffsetDateTime,
+}
+
+impl Settled<'_> {
+    /// The values of the settled columns, in [`SETTLED_COLUMNS`]' order.
+    fn values(&self, dialect: Dialect) -> [Value; 6] {
+        [
+            self.state.into(),
+            self.attempts.into(),
+            at(dialect, self.next_attempt_at),
+            Value::Int(self.last_status.map(i32::from)),
+            Value::String(self.last_error.map(|e| e.chars().take(1000).collect())),
+            at(dialect, self.now),
+        ]
+    }
+}
+
+/// The columns an attempt's outcome sets.
+const SETTLED_COLUMNS: [&str; 6] = [
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_status",
+    "last_error",
+    "updated_at",
+];
+
+/// Record a leased delivery's outcome; its lease ends.
+pub fn settle(dialect: Dialect, destination: &str, seq: i64, outcome: &Settled<'_>) -> Stmt {
+    let set = SETTLED_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {}", p(dialect, i + 1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut values = outcome.values(dialect).to_vec();
+    values.extend([destination.into(), seq.into()]);
     Stmt::new(
         format!(
-            "UPDATE _keel_deliveries SET state = {}, attempts = {}, next_attempt_at = {}, last_status = {}, last_error = {}, updated_at = {}, lease_until = NULL WHERE destination = {} AND event_seq = {}",
-            p(dialect, 1),
-            p(dialect, 2),
-            p(dialect, 3),
-            p(dialect, 4),
-            p(dialect, 5),
-            p(dialect, 6),
+            "UPDATE _keel_deliveries SET {set}, lease_until = NULL WHERE destination = {} AND event_seq = {}",
             p(dialect, 7),
             p(dialect, 8)
         ),
-        vec![
-            state.into(),
-            attempts.into(),
-            at(dialect, next_attempt_at),
-            Value::Int(last_status.map(i32::from)),
-            Value::String(last_error.map(|e| e.chars().take(1000).collect())),
-            at(dialect, now),
-            destination.into(),
-            seq.into(),
-        ],
+        values,
+    )
+}
+
+/// Write a delivery whose first attempt was made before it had a row (SQLite: see
+/// `keel_events`' fresh deliveries), in its state after that attempt. A row already
+/// there (the attempt was made again after a crash) takes this outcome.
+pub fn insert_settled(
+    dialect: Dialect,
+    destination: &str,
+    seq: i64,
+    record_id: uuid::Uuid,
+    outcome: &Settled<'_>,
+) -> Stmt {
+    let columns = SETTLED_COLUMNS.join(", ");
+    let update = SETTLED_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut values = vec![destination.into(), seq.into(), uuid(dialect, record_id)];
+    values.extend(outcome.values(dialect));
+    Stmt::new(
+        format!(
+            "INSERT INTO _keel_deliveries (destination, event_seq, record_id, {columns}) VALUES ({}) \
+             ON CONFLICT (destination, event_seq) DO UPDATE SET {update}, lease_until = NULL",
+            params(dialect, 1, 9)
+        ),
+        values,
+    )
+}
+
+/// Whether `destination` has a pending delivery of `record_id` (an earlier event of
+/// the record waits there, so a later one must not overtake it).
+pub fn record_pending(dialect: Dialect, destination: &str, record_id: uuid::Uuid) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT 1 FROM _keel_deliveries WHERE destination = {} AND record_id = {} \
+             AND state = '{PENDING}' LIMIT 1",
+            p(dialect, 1),
+            p(dialect, 2)
+        ),
+        vec![destination.into(), uuid(dialect, record_id)],
+    )
+}
+
+/// Whether `destination` has any pending delivery.
+pub fn destination_pending(dialect: Dialect, destination: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT 1 FROM _keel_deliveries WHERE destination = {} AND state = '{PENDING}' LIMIT 1",
+            p(dialect, 1)
+        ),
+        vec![destination.into()],
     )
 }
 

@@ -1,5 +1,7 @@
 //! `kill -9` of `keel serve` in the middle of a write stream: after a restart every
 //! acknowledged write is delivered at least once, and duplicates share the event id.
+//! On SQLite, first attempts have no row until they settle: once their rows and the
+//! relay's position are stored, a restart sends none of them again.
 
 use crate::events::{Receiver, SECRET};
 use crate::helpers::{Backend, TestDb};
@@ -134,3 +136,89 @@ async fn acknowledged_writes_survive_kill_9(b: Backend) {
 }
 
 crate::backend_tests!(acknowledged_writes_survive_kill_9);
+
+/// The relay's stored position and the newest event (SQLite).
+async fn position(store: &keel_store::Store) -> (i64, i64) {
+    let one = |stmt: keel_store::Stmt| async move {
+        store
+            .query(&stmt, &[keel_spec::Storage::Int])
+            .await
+            .unwrap()
+            .first()
+            .and_then(|r| r[0].as_i64())
+            .unwrap_or(0)
+    };
+    (
+        one(keel_store::events::relay_position()).await,
+        one(keel_store::events::newest_event()).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_restart_sends_nothing_already_delivered() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keel.toml"), spec(&rx.url)).unwrap();
+    let (_db, url) = TestDb::new(Backend::Sqlite).await;
+    let (mut child, addr) = serve(dir.path(), &url);
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = client
+            .post(format!("http://{addr}/v1/notes"))
+            .json(&serde_json::json!({ "text": format!("n{i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    rx.wait_for(5).await;
+    // Each first attempt wrote one row, delivered at the first attempt; the position
+    // then moves past all five.
+    let store = keel_store::Store::open(&url).await.unwrap();
+    crate::events::eventually("the position past every delivered event", || async {
+        let (position, newest) = position(&store).await;
+        position == newest
+    })
+    .await;
+    let rows = store
+        .query(
+            &keel_store::Stmt::new(
+                "SELECT state, attempts, last_status FROM _keel_deliveries",
+                vec![],
+            ),
+            &[
+                keel_spec::Storage::Text,
+                keel_spec::Storage::Int,
+                keel_spec::Storage::Int,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(
+        rows.iter()
+            .all(|r| r[0] == "delivered" && r[1] == 1 && r[2] == 200),
+        "{rows:?}"
+    );
+    child.kill().unwrap(); // SIGKILL: nothing is flushed on the way out
+    child.wait().unwrap();
+    // A restart starts past them: the next event is the only one sent.
+    let (mut child, addr) = serve(dir.path(), &url);
+    let r = client
+        .post(format!("http://{addr}/v1/notes"))
+        .json(&serde_json::json!({ "text": "after" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = rx.wait_for(6).await;
+    let ids: HashSet<&str> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(got[5].body["data"]["text"], "after");
+    assert_eq!(rx.received().len(), 6);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
