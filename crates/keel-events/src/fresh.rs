@@ -55,15 +55,19 @@ struct Head {
     /// Bumped whenever `rows` is set, so a check that found none left can tell
     /// whether rows were made meanwhile.
     rows_epoch: u64,
+    /// Events up to here may already have a row for this destination (made before
+    /// a restart, past the position then stored): the walk skips those that do.
+    rows_until: i64,
 }
 
 impl Heads {
     /// Every destination at the stored `position`; `with_rows` names those with
-    /// pending rows in the store.
+    /// pending rows in the store, `rows_until` the highest event with a row for each.
     pub(crate) fn new<'a>(
         names: impl IntoIterator<Item = &'a str>,
         position: i64,
         with_rows: &[String],
+        rows_until: &HashMap<String, i64>,
     ) -> Self {
         let destinations = names
             .into_iter()
@@ -75,6 +79,7 @@ impl Heads {
                         unsettled: BTreeMap::new(),
                         rows: with_rows.iter().any(|r| r == n),
                         rows_epoch: 0,
+                        rows_until: rows_until.get(n).copied().unwrap_or(0),
                     },
                 )
             })
@@ -95,6 +100,37 @@ impl Heads {
         if let Some(h) = self.destinations.get_mut(destination) {
             h.seq = h.seq.max(seq);
         }
+    }
+
+    /// Whether event `seq` may already have a row for `destination` (see
+    /// `Head::rows_until`).
+    pub(crate) fn may_have_row(&self, destination: &str, seq: i64) -> bool {
+        self.destinations
+            .get(destination)
+            .is_some_and(|h| seq <= h.rows_until)
+    }
+
+    /// The position once each destination's head is moved to the given seq and the
+    /// given first attempts are on their way: stored with the rows that move them, so
+    /// a restart never walks over rows already made.
+    pub(crate) fn position_after(&self, heads: &[(String, i64)], sent: &[(&str, i64)]) -> i64 {
+        self.destinations
+            .iter()
+            .map(|(name, h)| {
+                let head = heads
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(h.seq, |(_, s)| h.seq.max(*s));
+                let first = h
+                    .unsettled
+                    .keys()
+                    .copied()
+                    .chain(sent.iter().filter(|(n, _)| n == name).map(|(_, s)| *s))
+                    .min();
+                first.map_or(head, |first| head.min(first - 1))
+            })
+            .min()
+            .unwrap_or(self.written)
     }
 
     /// Whether `destination` may have pending rows.
@@ -197,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_position_waits_for_the_slowest_unsettled_attempt() {
-        let mut h = Heads::new(["a", "b"], 10, &[]);
+        let mut h = Heads::new(["a", "b"], 10, &[], &HashMap::new());
         assert_eq!(h.position(), 10);
         assert!(h.position_update().is_none());
         h.sent("a", 11, id(1));
@@ -209,6 +245,8 @@ mod tests {
         h.settled("a", 11);
         // a: 12 unsettled (11 written); b: up to 14.
         assert_eq!(h.position(), 11);
+        // Moving b to 20 and sending a's 16: a still holds at 11.
+        assert_eq!(h.position_after(&[("b".into(), 20)], &[("a", 16)]), 11);
         h.settled("a", 12);
         assert_eq!(h.position(), 14);
         let (p, _) = h.position_update().unwrap();
@@ -219,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_record_in_flight_is_known_per_destination() {
-        let mut h = Heads::new(["a", "b"], 0, &["b".to_string()]);
+        let mut h = Heads::new(["a", "b"], 0, &["b".to_string()], &HashMap::new());
         assert!(!h.may_have_rows("a"));
         assert!(h.may_have_rows("b"));
         h.sent("a", 1, id(7));
@@ -236,8 +274,22 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_knows_which_events_may_have_rows() {
+        let until = HashMap::from([("a".to_string(), 7)]);
+        let h = Heads::new(["a", "b"], 3, &[], &until);
+        assert!(h.may_have_row("a", 7));
+        assert!(!h.may_have_row("a", 8));
+        assert!(!h.may_have_row("b", 4));
+        // Nothing sent and both heads moved: the position is the lower head.
+        assert_eq!(
+            h.position_after(&[("a".into(), 9), ("b".into(), 6)], &[]),
+            6
+        );
+    }
+
+    #[test]
     fn rows_are_forgotten_only_when_none_were_made_since_the_check() {
-        let mut h = Heads::new(["a"], 0, &[]);
+        let mut h = Heads::new(["a"], 0, &[], &HashMap::new());
         assert_eq!(h.rows_epoch_if_idle("a"), None);
         h.made_rows("a");
         let epoch = h.rows_epoch_if_idle("a").unwrap();

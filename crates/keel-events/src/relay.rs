@@ -301,7 +301,20 @@ impl Relay {
             .and_then(Json::as_i64)
             .unwrap_or(0);
         let mut with_rows = Vec::new();
+        let mut rows_until = HashMap::new();
         for name in self.sinks.keys() {
+            let last = self
+                .store
+                .query(
+                    &events::last_delivery(self.store.dialect(), name),
+                    &[Storage::Int],
+                )
+                .await?
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Json::as_i64)
+                .unwrap_or(0);
+            rows_until.insert(name.clone(), last);
             let pending = self
                 .store
                 .query(
@@ -317,6 +330,7 @@ impl Relay {
             self.sinks.keys().map(String::as_str),
             position,
             &with_rows,
+            &rows_until,
         ))
     }
 
@@ -471,6 +485,10 @@ impl Relay {
                     .and_then(|b| b.get(name).map(Breaker::state))
                     .is_some_and(|s| s != BreakerState::Closed);
             let mut n = left.get(name.as_str()).copied().unwrap_or(0);
+            if n == 0 && !blocked {
+                // Busy: its next events wait for a free slot (a later lease).
+                continue;
+            }
             let upto = newest.min(head + WALK);
             more |= upto < newest;
             let mut seq = head;
@@ -485,6 +503,22 @@ impl Relay {
                     continue;
                 };
                 if !wanting.contains(name) {
+                    seq = next;
+                    continue;
+                }
+                // Handed out before a restart (its row made past the position then
+                // stored): pending rows are leased, settled ones are done.
+                let maybe = lock(heads).may_have_row(name, next);
+                if maybe
+                    && !self
+                        .store
+                        .query(
+                            &events::delivery_exists(dialect, name, next),
+                            &[Storage::Int],
+                        )
+                        .await?
+                        .is_empty()
+                {
                     seq = next;
                     continue;
                 }
@@ -525,7 +559,15 @@ impl Relay {
             }
             walked.push((name.clone(), seq));
         }
+        let mut stored = None;
         if !rows.is_empty() {
+            // The position moves with the rows: a restart must not walk over rows
+            // already made (it would send again what they delivered since).
+            let sent: Vec<(&str, i64)> = fresh
+                .iter()
+                .map(|l| (l.destination.as_str(), l.seq))
+                .collect();
+            let position = lock(heads).position_after(&walked, &sent);
             let mut tx = self.store.begin().await?;
             for (destination, seq, record) in &rows {
                 tx.execute(&events::insert_delivery(
@@ -537,10 +579,15 @@ impl Relay {
                 ))
                 .await?;
             }
+            tx.execute(&events::set_relay_position(position)).await?;
             tx.commit().await?;
+            stored = Some(position);
         }
         {
             let mut heads = lock(heads);
+            if let Some(position) = stored {
+                heads.wrote(position);
+            }
             for (destination, _, _) in &rows {
                 heads.made_rows(destination);
             }

@@ -424,7 +424,7 @@ impl App {
         let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let relay = tokio::spawn(self.relay.clone().run(until(stopped.clone())));
+        let relay = crate::events::spawn_relay(self.relay.clone(), until(stopped.clone()));
         let store = self.engine.store().clone();
         let replicas = tokio::spawn({
             let stop = until(stopped.clone());

@@ -224,6 +224,29 @@ pub fn record_pending(dialect: Dialect, destination: &str, record_id: uuid::Uuid
     )
 }
 
+/// Whether event `seq` has a delivery row for `destination` (in any state).
+pub fn delivery_exists(dialect: Dialect, destination: &str, seq: i64) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT 1 FROM _keel_deliveries WHERE event_seq = {} AND destination = {}",
+            p(dialect, 1),
+            p(dialect, 2)
+        ),
+        vec![seq.into(), destination.into()],
+    )
+}
+
+/// The highest event seq with a delivery row for `destination` (`NULL`: none).
+pub fn last_delivery(dialect: Dialect, destination: &str) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT MAX(event_seq) FROM _keel_deliveries WHERE destination = {}",
+            p(dialect, 1)
+        ),
+        vec![destination.into()],
+    )
+}
+
 /// Whether `destination` has any pending delivery.
 pub fn destination_pending(dialect: Dialect, destination: &str) -> Stmt {
     Stmt::new(

@@ -189,10 +189,11 @@ pub fn relay_position() -> Stmt {
     )
 }
 
-/// Move the relay's position to `seq`.
+/// Move the relay's position forward to `seq` (never back: two transactions that
+/// computed it at different times may commit in either order).
 pub fn set_relay_position(seq: i64) -> Stmt {
     Stmt::new(
-        "UPDATE _keel_relay_position SET seq = ? WHERE name = 'deliveries'",
+        "UPDATE _keel_relay_position SET seq = max(seq, ?) WHERE name = 'deliveries'",
         vec![seq.into()],
     )
 }

@@ -671,3 +671,20 @@ async fn commits_on_another_node_wake_the_relay() {
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].body["record_id"], created.id.as_str());
 }
+
+/// The relay runs on a thread of its own (its deliveries never queue among requests on
+/// the runtime's workers), and delivers from there.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_runs_on_a_thread_of_its_own() {
+    let rx = Receiver::start().await;
+    let app = spawn_events(Backend::Sqlite, &spec(&rx.url, "")).await;
+    app.create("posts", json!({"title": "one"})).await;
+    rx.wait_for(1).await;
+    let relays = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "keel-relay")
+        .count();
+    assert_eq!(relays, 1);
+}
