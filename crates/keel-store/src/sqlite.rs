@@ -144,10 +144,9 @@ pub struct SqliteDb {
     /// Transactions waiting for the writer: while there are some, a finished one
     /// leaves the group open for them to commit.
     pub(crate) arrivals: AtomicUsize,
-    /// Reader connections, each in a slot of its own that it returns to. Invariant:
-    /// the semaphore's permits never outnumber the filled slots, so a permit always
-    /// finds a connection.
-    readers: Box<[Mutex<Option<Reader>>]>,
+    /// Idle readers. Invariant: the semaphore's permits never outnumber them, so
+    /// a permit always finds a connection here.
+    readers: Mutex<Vec<Reader>>,
     available: Semaphore,
     /// Bumped when the writer refreshed the planner statistics: a reader that saw an
     /// older one reloads them before its next statement.
@@ -167,19 +166,6 @@ struct Reader {
 /// only spreads the page cache thinner.
 fn readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) + 1
-}
-
-/// This thread's number, given on its first read: a thread starts its search for
-/// an idle reader at the slot this picks, so each runtime worker keeps using the
-/// same connection, whose pages and statements stay warm in that core's caches
-/// (taking whichever connection was returned last moved them between cores on
-/// every request).
-fn home_slot(slots: usize) -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HOME: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    HOME.with(|h| *h) % slots
 }
 
 /// How long a statement waits for another connection's lock (any process's).
@@ -245,16 +231,14 @@ impl SqliteDb {
         }
         let writer = open(loc)?;
         let n = readers();
-        let readers = (0..n)
-            .map(|_| {
-                open(loc).map(|conn| {
-                    Mutex::new(Some(Reader {
-                        conn,
-                        statistics: 0,
-                    }))
-                })
-            })
-            .collect::<Result<Box<[_]>, _>>()?;
+        let mut readers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = open(loc)?;
+            readers.push(Reader {
+                conn: r,
+                statistics: 0,
+            });
+        }
         Ok(Self {
             writer: tokio::sync::Mutex::new(WriterConn {
                 conn: writer,
@@ -263,7 +247,7 @@ impl SqliteDb {
                 stats: WriteStats::default(),
             }),
             arrivals: AtomicUsize::new(0),
-            readers,
+            readers: Mutex::new(readers),
             available: Semaphore::new(n),
             statistics: AtomicU64::new(0),
             location: loc.clone(),
@@ -329,55 +313,46 @@ impl SqliteDb {
     }
 
     /// Run `f` on a reader connection. A panic in `f` comes back as
-    /// [`StoreError::Panicked`]; the connection returns to its slot (or a fresh one
+    /// [`StoreError::Panicked`]; the connection returns to the pool (or a fresh one
     /// takes its place), so the pool keeps its size.
     pub async fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let permit = match self.available.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => self
-                .available
-                .acquire()
-                .await
-                .map_err(|_| StoreError::Other("store closed".into()))?,
-        };
-        let (slot, Reader { conn, statistics }) = self
-            .take_idle()
+        let permit = self
+            .available
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Other("store closed".into()))?;
+        let Reader {
+            conn,
+            mut statistics,
+        } = self
+            .idle()
+            .pop()
             .ok_or_else(|| StoreError::Other("no reader available".into()))?;
-        let mut statistics = statistics;
         let current = self.statistics.load(Ordering::Acquire);
         if statistics != current && conn.execute_batch("ANALYZE sqlite_schema;").is_ok() {
             conn.flush_prepared_statement_cache();
             statistics = current;
         }
-        // Nothing between the take and the put awaits, so only a panic can keep the
+        // Nothing between the pop and the push awaits, so only a panic can keep the
         // connection from coming back.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn))) {
             Ok(result) => {
-                *self.slot(slot) = Some(Reader { conn, statistics });
+                self.idle().push(Reader { conn, statistics });
                 result
             }
             Err(panic) => {
                 match self.recover(conn) {
                     // A fresh connection loads the statistics as it opens.
-                    Some(conn) => *self.slot(slot) = Some(Reader { conn, statistics }),
+                    Some(conn) => self.idle().push(Reader { conn, statistics }),
                     // No connection to give back: the permit goes with it.
                     None => permit.forget(),
                 }
                 Err(StoreError::Panicked(panic_message(panic.as_ref())))
             }
         }
-    }
-
-    /// An idle reader and its slot, searched from this thread's home slot on.
-    fn take_idle(&self) -> Option<(usize, Reader)> {
-        let n = self.readers.len();
-        let home = home_slot(n);
-        (0..n)
-            .map(|i| (home + i) % n)
-            .find_map(|i| self.slot(i).take().map(|r| (i, r)))
     }
 
     /// Every reader loads the planner statistics the writer just refreshed (SQLite
@@ -387,11 +362,10 @@ impl SqliteDb {
         self.statistics.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// One reader slot. Its lock is held only to take or put the connection, never
-    /// while a caller's code runs, so a poisoned lock (impossible today) would still
-    /// guard a consistent slot.
-    fn slot(&self, i: usize) -> std::sync::MutexGuard<'_, Option<Reader>> {
-        self.readers[i]
+    /// The idle readers. The lock is never held while a caller's code runs, so a
+    /// poisoned lock (impossible today) would still guard a consistent list.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
+        self.readers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -418,10 +392,7 @@ impl SqliteDb {
 
     #[cfg(test)]
     fn idle_readers(&self) -> (usize, usize) {
-        let idle = (0..self.readers.len())
-            .filter(|&i| self.slot(i).is_some())
-            .count();
-        (idle, self.available.available_permits())
+        (self.idle().len(), self.available.available_permits())
     }
 }
 
@@ -551,52 +522,6 @@ mod tests {
             })
             .unwrap();
         assert_eq!(busy, 0);
-    }
-
-    #[tokio::test]
-    async fn a_thread_keeps_reading_on_the_same_connection() {
-        let db = memory();
-        // A TEMP table is private to the connection that made it.
-        db.read(|c| Ok(c.execute_batch("CREATE TEMP TABLE mine (x)")?))
-            .await
-            .unwrap();
-        for _ in 0..3 * readers() {
-            let seen: i64 = db
-                .read(|c| {
-                    Ok(c.query_row(
-                        "SELECT count(*) FROM temp.sqlite_master WHERE name = 'mine'",
-                        [],
-                        |r| r.get(0),
-                    )?)
-                })
-                .await
-                .unwrap();
-            assert_eq!(seen, 1);
-        }
-        // Other threads, each on its own connection while this one's is idle, leave it
-        // where it was.
-        std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .build()
-                        .unwrap()
-                        .block_on(db.read(|c| Ok(c.execute_batch("SELECT 1")?)))
-                        .unwrap();
-                });
-            }
-        });
-        let seen: i64 = db
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT count(*) FROM temp.sqlite_master WHERE name = 'mine'",
-                    [],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-            .unwrap();
-        assert_eq!(seen, 1);
     }
 
     /// `n` reads holding their connections at the same time.
