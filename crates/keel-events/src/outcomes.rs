@@ -41,6 +41,11 @@ impl OutcomeWriter {
         (Self { queue }, task)
     }
 
+    /// Whether the writer has stopped (the relay is shutting down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
     /// Write `stmts` in one of the next transactions, and wait for its commit; `fresh`
     /// names the first attempt they settle.
     pub(crate) async fn write(
@@ -55,13 +60,6 @@ impl OutcomeWriter {
         committed
             .await
             .unwrap_or_else(|_| Err(Arc::new(StoreError::Other("the relay stopped".into()))))
-    }
-}
-
-impl OutcomeWriter {
-    /// Whether the writer has stopped (the relay is shutting down).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.queue.is_closed()
     }
 }
 

@@ -289,31 +289,28 @@ impl Relay {
         let _ = writer.await;
     }
 
-    /// SQLite: every destination at the stored position, knowing which have pending
-    /// rows.
-    async fn heads(&self) -> Result<Heads, StoreError> {
-        let position = self
+    /// The one integer `stmt` selects (`0` for none or `NULL`).
+    async fn scalar(&self, stmt: &Stmt) -> Result<i64, StoreError> {
+        Ok(self
             .store
-            .query(&events::relay_position(), &[Storage::Int])
+            .query(stmt, &[Storage::Int])
             .await?
             .first()
             .and_then(|r| r.first())
             .and_then(Json::as_i64)
-            .unwrap_or(0);
+            .unwrap_or(0))
+    }
+
+    /// SQLite: every destination at the stored position, knowing which have pending
+    /// rows.
+    async fn heads(&self) -> Result<Heads, StoreError> {
+        let position = self.scalar(&events::relay_position()).await?;
         let mut with_rows = Vec::new();
         let mut rows_until = HashMap::new();
         for name in self.sinks.keys() {
             let last = self
-                .store
-                .query(
-                    &events::last_delivery(self.store.dialect(), name),
-                    &[Storage::Int],
-                )
-                .await?
-                .first()
-                .and_then(|r| r.first())
-                .and_then(Json::as_i64)
-                .unwrap_or(0);
+                .scalar(&events::last_delivery(self.store.dialect(), name))
+                .await?;
             rows_until.insert(name.clone(), last);
             let pending = self
                 .store
@@ -460,14 +457,7 @@ impl Relay {
             }
         }
         self.forget_rows(heads).await?;
-        let newest = self
-            .store
-            .query(&events::newest_event(), &[Storage::Int])
-            .await?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Json::as_i64)
-            .unwrap_or(0);
+        let newest = self.scalar(&events::newest_event()).await?;
         let mut seen: HashMap<i64, Walked> = HashMap::new();
         let mut fresh: Vec<Lease> = Vec::new();
         let mut rows: Vec<(String, i64, uuid::Uuid)> = Vec::new();
@@ -996,14 +986,7 @@ impl Relay {
         stats: &mut Vec<(String, i64, f64)>,
         age: impl Fn(&Json) -> f64,
     ) -> Result<(), StoreError> {
-        let newest = self
-            .store
-            .query(&events::newest_event(), &[Storage::Int])
-            .await?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Json::as_i64)
-            .unwrap_or(0);
+        let newest = self.scalar(&events::newest_event()).await?;
         for name in self.sinks.keys() {
             let Some((unsettled, first, head)) = lock(heads).backlog(name) else {
                 continue;
