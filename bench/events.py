@@ -156,14 +156,23 @@ allow_private = true
                 # warms up or slows down over the pair does not favour one side.
                 for side in (("off", "on") if i % 2 == 0 else ("on", "off")):
                     if side == "off":
+                        c0 = cpu_seconds(off.server.proc.pid)
                         r = self.creates(off, self.a.conns, self.a.duration)
+                        r["keel_cpu_us"] = (cpu_seconds(off.server.proc.pid) - c0) * 1e6 / max(r["ok"], 1)
                         res["off"].append(r)
                         continue
                     self.receiver.reset()
+                    c0 = cpu_seconds(on.server.proc.pid)
+                    rc0 = cpu_seconds(self.receiver.server.proc.pid)
                     r2 = self.creates(on, self.a.conns, self.a.duration)
                     res["on"].append(r2)
                     at_end = self.receiver.stats()["delivered"]
                     st = self.receiver.wait_for(r2["ok"], stall=5.0)
+                    # Keel's CPU from the run's start to the last delivery: each create
+                    # with its delivery, wherever the relay did it; the receiver's apart.
+                    r2["keel_cpu_us"] = (cpu_seconds(on.server.proc.pid) - c0) * 1e6 / max(r2["ok"], 1)
+                    r2["receiver_cpu_us"] = ((cpu_seconds(self.receiver.server.proc.pid) - rc0) * 1e6
+                                             / max(st["delivered"], 1))
                     res["on_delivered"].append({"at_end_of_run": at_end, "after_drain": st["delivered"],
                                                 "created": r2["ok"]})
                     res["on_latency"].append(st)
@@ -178,6 +187,9 @@ allow_private = true
         res["off_rps"] = statistics.median(r["rps"] for r in res["off"])
         res["on_rps"] = statistics.median(r["rps"] for r in res["on"])
         res["ratio"] = res["on_rps"] / res["off_rps"] if res["off_rps"] else 0.0
+        res["off_cpu_us"] = statistics.median(r["keel_cpu_us"] for r in res["off"])
+        res["on_cpu_us"] = statistics.median(r["keel_cpu_us"] for r in res["on"])
+        res["receiver_cpu_us"] = statistics.median(r["receiver_cpu_us"] for r in res["on"])
         res["load"].append(load())
         return res
 
@@ -267,6 +279,12 @@ allow_private = true
 # ------------------------------------------------------------------ report
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU so far, from /proc (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def mark(ok: bool) -> str:
     return "✅ met" if ok else "❌ missed"
 
@@ -313,14 +331,24 @@ def report(res: dict, info: dict, a, when: str) -> str:
                     "drained after each \"on\" run). Off: bench/keel.toml. On: the same plus one "
                     "webhook on `posts.*`, signed, `allow_private = true`, to the receiver "
                     "(200 at once).", "",
-                    "| run | load (1 min) | off req/s | on req/s | on ÷ off | delivered by the run's end | after draining | on: p50 / p99 of arrival − occurred_at |",
-                    "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                    "| run | load (1 min) | off req/s | on req/s | on ÷ off | delivered by the run's end | after draining | on: p50 / p99 of arrival − occurred_at | Keel CPU per create off / on | receiver CPU per delivery |",
+                    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
             for i, (x, y, dl, lt) in enumerate(zip(c["off"], c["on"], c["on_delivered"],
                                                    c["on_latency"], strict=True)):
                 out.append(f"| {i + 1} | {c['load'][i][0]} | {x['rps']:,.0f} | {y['rps']:,.0f} | "
                            f"{y['rps'] / x['rps']:.2f}× | {dl['at_end_of_run']:,} / {dl['created']:,} | "
-                           f"{dl['after_drain']:,} | {lt['p50_ms']:,.0f} / {lt['p99_ms']:,.0f} ms |")
-            out.append(f"| median | | {c['off_rps']:,.0f} | {c['on_rps']:,.0f} | {c['ratio']:.2f}× | | | |")
+                           f"{dl['after_drain']:,} | {lt['p50_ms']:,.0f} / {lt['p99_ms']:,.0f} ms | "
+                           f"{x['keel_cpu_us']:,.0f} / {y['keel_cpu_us']:,.0f} µs | {y['receiver_cpu_us']:,.0f} µs |")
+            out.append(f"| median | | {c['off_rps']:,.0f} | {c['on_rps']:,.0f} | {c['ratio']:.2f}× | | | | "
+                       f"{c['off_cpu_us']:,.0f} / {c['on_cpu_us']:,.0f} µs | {c['receiver_cpu_us']:,.0f} µs |")
+            out.append("")
+            out.append(f"Keel's own CPU (user + system, all threads, from /proc) per create: "
+                       f"{c['off_cpu_us']:,.0f} µs without events, {c['on_cpu_us']:,.0f} µs with the "
+                       f"webhook, counted from the run's start to its last delivery, so each create "
+                       f"carries its event and its delivery = "
+                       f"{(c['on_cpu_us'] / c['off_cpu_us'] - 1) * 100 if c['off_cpu_us'] else 0:+.0f} %. "
+                       f"The receiver, a stand-in for a service on another machine, used "
+                       f"{c['receiver_cpu_us']:,.0f} µs per delivery of the same two cores.")
             errs = sum(r["errors"] for r in c["off"] + c["on"])
             if errs:
                 out.append(f"\n⚠ {errs} wrk errors in these runs.")

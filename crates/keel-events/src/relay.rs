@@ -135,6 +135,9 @@ pub struct Relay {
 /// Events a destination's walk looks at per lease, at most (SQLite).
 const WALK: i64 = 1000;
 
+/// Events read per reader visit while walking, at most.
+const WALK_READ: i64 = 64;
+
 impl Relay {
     /// A relay over `store` delivering to `sinks` (by name), woken by `wake`.
     pub fn new(
@@ -275,7 +278,9 @@ impl Relay {
             }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = self.wake.notified() => {}
+                // With no destination, a commit gives it nothing to do: no wake-up (a
+                // context switch per write).
+                _ = self.wake.notified(), if !self.sinks.is_empty() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
@@ -301,6 +306,11 @@ impl Relay {
             .unwrap_or(0))
     }
 
+    /// Whether `stmt` (selecting one integer column) finds a row.
+    async fn exists(&self, stmt: &Stmt) -> Result<bool, StoreError> {
+        Ok(!self.store.query(stmt, &[Storage::Int]).await?.is_empty())
+    }
+
     /// SQLite: every destination at the stored position, knowing which have pending
     /// rows.
     async fn heads(&self) -> Result<Heads, StoreError> {
@@ -312,14 +322,10 @@ impl Relay {
                 .scalar(&events::last_delivery(self.store.dialect(), name))
                 .await?;
             rows_until.insert(name.clone(), last);
-            let pending = self
-                .store
-                .query(
-                    &events::destination_pending(self.store.dialect(), name),
-                    &[Storage::Int],
-                )
-                .await?;
-            if !pending.is_empty() {
+            if self
+                .exists(&events::destination_pending(self.store.dialect(), name))
+                .await?
+            {
                 with_rows.push(name.clone());
             }
         }
@@ -484,8 +490,12 @@ impl Relay {
             let mut seq = head;
             while seq < upto {
                 let next = seq + 1;
-                if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(next) {
-                    slot.insert(self.walked(next, interests).await?);
+                if !seen.contains_key(&next) {
+                    // As many as it may send (a claim often has few slots free), or
+                    // a window of them where they all become rows.
+                    let window = if blocked { WALK_READ } else { n as i64 };
+                    let to = upto.min(seq + window.clamp(1, WALK_READ));
+                    self.walk(seq, to, interests, &mut seen).await?;
                 }
                 let Some(Some((envelope, wanting))) = seen.get(&next) else {
                     // No such event: its transaction rolled back.
@@ -500,14 +510,9 @@ impl Relay {
                 // stored): pending rows are leased, settled ones are done.
                 let maybe = lock(heads).may_have_row(name, next);
                 if maybe
-                    && !self
-                        .store
-                        .query(
-                            &events::delivery_exists(dialect, name, next),
-                            &[Storage::Int],
-                        )
+                    && self
+                        .exists(&events::delivery_exists(dialect, name, next))
                         .await?
-                        .is_empty()
                 {
                     seq = next;
                     continue;
@@ -521,14 +526,9 @@ impl Relay {
                     || lock(heads).sending(name, record);
                 let ask = !blocked && !sending && lock(heads).may_have_rows(name);
                 let queued = ask
-                    && !self
-                        .store
-                        .query(
-                            &events::record_pending(dialect, name, record),
-                            &[Storage::Int],
-                        )
-                        .await?
-                        .is_empty();
+                    && self
+                        .exists(&events::record_pending(dialect, name, record))
+                        .await?;
                 let behind = blocked || sending || queued;
                 if behind {
                     rows.push((name.clone(), next, record));
@@ -595,29 +595,32 @@ impl Relay {
         Ok((self.take(leased, envelopes, fresh), wanted))
     }
 
-    /// Event `seq` with the destinations that want it (`None`: no such event). Filters
-    /// see the record as stored; the envelope then loses its encrypted fields.
-    async fn walked(
+    /// Each event with `after < seq <= upto` into `seen`, with the destinations that
+    /// want it (`None`: no such event, its transaction rolled back). Filters see the
+    /// record as stored; the envelope then loses its encrypted fields.
+    async fn walk(
         &self,
-        seq: i64,
+        after: i64,
+        upto: i64,
         interests: &dyn events::Interests,
-    ) -> Result<Walked, StoreError> {
-        let mut rows = Vec::new();
-        for stmt in events::select_events(self.store.dialect(), &[seq]) {
-            rows.extend(self.store.query(&stmt, &EVENT_COLUMNS).await?);
+        seen: &mut HashMap<i64, Walked>,
+    ) -> Result<(), StoreError> {
+        for seq in after + 1..=upto {
+            seen.insert(seq, None);
         }
-        let Some((_, mut envelope)) = rows.into_iter().next().and_then(envelope_of) else {
-            return Ok(None);
-        };
-        let kind = envelope
-            .kind
-            .rsplit_once('.')
-            .map_or("", |(_, kind)| kind)
-            .to_string();
-        let record = envelope.data.as_ref().or(envelope.previous.as_ref());
-        let wanting = interests.wanting(&envelope.collection, &kind, record);
-        self.seal(&mut envelope);
-        Ok(Some((envelope, wanting)))
+        let rows = self.store.read_events(after, upto, &EVENT_COLUMNS).await?;
+        for (seq, mut envelope) in rows.into_iter().filter_map(envelope_of) {
+            let kind = envelope
+                .kind
+                .rsplit_once('.')
+                .map_or("", |(_, kind)| kind)
+                .to_string();
+            let record = envelope.data.as_ref().or(envelope.previous.as_ref());
+            let wanting = interests.wanting(&envelope.collection, &kind, record);
+            self.seal(&mut envelope);
+            seen.insert(seq, Some((envelope, wanting)));
+        }
+        Ok(())
     }
 
     /// Stop asking per event about pending rows where a destination has none left
@@ -628,12 +631,10 @@ impl Relay {
             let Some(epoch) = lock(heads).rows_epoch_if_idle(name) else {
                 continue;
             };
-            let none = self
-                .store
-                .query(&events::destination_pending(dialect, name), &[Storage::Int])
+            if !self
+                .exists(&events::destination_pending(dialect, name))
                 .await?
-                .is_empty();
-            if none {
+            {
                 lock(heads).forget_rows(name, epoch);
             }
         }

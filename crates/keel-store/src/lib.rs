@@ -12,6 +12,7 @@ pub mod bind;
 mod error;
 pub mod events;
 pub mod migrate;
+mod pipelined;
 mod postgres;
 pub mod replicas;
 pub mod rows;
@@ -71,6 +72,9 @@ pub struct Store {
     replicas: Option<Arc<replicas::Replicas>>,
     /// PostgreSQL's connection settings, for a LISTEN connection of its own.
     pg_config: Option<Arc<tokio_postgres::Config>>,
+    /// PostgreSQL: the connections reads outside transactions share (see
+    /// [`pipelined`]).
+    pipelined: Option<Arc<pipelined::PipelinedReads>>,
 }
 
 #[derive(Clone)]
@@ -84,6 +88,7 @@ impl Store {
     /// system tables if they are missing.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let mut pg_config = None;
+        let mut pipelined = None;
         let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
             let loc = if rest == ":memory:" || rest == "//:memory:" {
                 sqlite::Location::Memory(format!("keel-{}", uuid::Uuid::now_v7().simple()))
@@ -96,7 +101,12 @@ impl Store {
             };
             Backend::Sqlite(Arc::new(sqlite::SqliteDb::open(&loc)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            pg_config = Some(Arc::new(postgres::config(url)?));
+            let config = postgres::config(url)?;
+            pipelined = Some(Arc::new(pipelined::PipelinedReads::new(
+                postgres::with_options(config.clone()),
+                postgres::PIPELINED_CONNECTIONS,
+            )));
+            pg_config = Some(Arc::new(config));
             Backend::Postgres(postgres::pool(url)?)
         } else {
             return Err(StoreError::InvalidUrl(redact(url)));
@@ -104,6 +114,7 @@ impl Store {
         let store = Self {
             backend,
             pg_config,
+            pipelined,
             replicas: None,
         };
         store.bootstrap().await?;
@@ -192,6 +203,9 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => db.read(|c| sqlite::query_into(c, stmt, sink)).await,
             Backend::Postgres(pool) => {
+                if let Some(shared) = &self.pipelined {
+                    return shared.query_into(stmt, sink).await;
+                }
                 let client = pool.get().await?;
                 postgres::query_into(&client, stmt, sink).await
             }
@@ -241,6 +255,38 @@ impl Store {
         .await
     }
 
+    /// The events with `after < seq <= upto`, in seq order, with the columns of
+    /// [`events::select_events`]. SQLite: each seq looked up by key, all on one reader
+    /// visit (see [`events::select_events`] for why not a range); PostgreSQL: one
+    /// statement.
+    pub async fn read_events(
+        &self,
+        after: i64,
+        upto: i64,
+        columns: &[Storage],
+    ) -> Result<Vec<Row>, StoreError> {
+        let seqs: Vec<i64> = (after.saturating_add(1)..=upto).collect();
+        let db = match &self.backend {
+            Backend::Postgres(_) => {
+                let mut rows = Vec::new();
+                for stmt in events::select_events(Dialect::Postgres, &seqs) {
+                    rows.extend(self.query(&stmt, columns).await?);
+                }
+                rows.sort_by_key(|r| r.first().and_then(serde_json::Value::as_i64));
+                return Ok(rows);
+            }
+            Backend::Sqlite(db) => db,
+        };
+        db.read(|c| {
+            let mut rows = Vec::new();
+            for stmt in events::select_events(Dialect::Sqlite, &seqs) {
+                rows.extend(sqlite::query(c, &stmt, columns)?);
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
     /// The same database through a PostgreSQL pool of its own of at most `size`
     /// connections (SQLite: the same store, whose writer queue is shared anyway), for
     /// background work that must not wait behind every request for a connection (the
@@ -252,6 +298,8 @@ impl Store {
         Ok(Store {
             backend: Backend::Postgres(postgres::pool_with(config.as_ref().clone(), size)?),
             pg_config: self.pg_config.clone(),
+            // Its reads take its own pool too: it must not wait behind requests.
+            pipelined: None,
             replicas: self.replicas.clone(),
         })
     }
