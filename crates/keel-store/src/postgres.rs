@@ -13,11 +13,12 @@ pub fn pool(url: &str) -> Result<deadpool_postgres::Pool, StoreError> {
     pool_with(config(url)?, size)
 }
 
-/// A pool of at most `size` connections with `config`'s settings.
-pub fn pool_with(
-    mut config: tokio_postgres::Config,
-    size: usize,
-) -> Result<deadpool_postgres::Pool, StoreError> {
+/// Connections shared by reads outside transactions, per store (see `pipelined`):
+/// two keep both cores' backends busy, each pipelining many callers.
+pub const PIPELINED_CONNECTIONS: usize = 2;
+
+/// `config` with Keel's session options added to those the URL gives.
+pub fn with_options(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
     // No JIT: Keel's statements are short lookups and index walks, and a cost estimate
     // past `jit_above_cost` (a lease over a table analyzed while small) compiled
     // expressions for 12–200 ms to save microseconds. Options the URL gives are kept.
@@ -26,6 +27,15 @@ pub fn pool_with(
         _ => "-c jit=off".to_string(),
     };
     config.options(&options);
+    config
+}
+
+/// A pool of at most `size` connections with `config`'s settings.
+pub fn pool_with(
+    config: tokio_postgres::Config,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, StoreError> {
+    let config = with_options(config);
     let manager = deadpool_postgres::Manager::from_config(
         config,
         tokio_postgres::NoTls,
