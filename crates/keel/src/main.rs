@@ -8,10 +8,6 @@ mod telemetry;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc, with argon2id's large blocks from the system allocator (see keel-alloc).
-#[global_allocator]
-static ALLOCATOR: keel_alloc::SplitAllocator = keel_alloc::SplitAllocator;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
