@@ -6,7 +6,6 @@
 //! 0.42× a hand-written client that shares its connections this way. Transactions
 //! keep the pool (their statements must run on one connection, alone).
 
-use crate::bind::PgParam;
 use crate::rows::RowSink;
 use crate::{Stmt, StoreError};
 use std::collections::HashMap;
@@ -92,12 +91,7 @@ impl PipelinedReads {
 impl Connection {
     async fn query(&self, stmt: &Stmt) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let prepared = self.prepared(&stmt.sql).await?;
-        let params: Vec<PgParam<'_>> = stmt.values.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        Ok(self.client.query(&prepared, &refs).await?)
+        crate::postgres::rows(&self.client, &prepared, stmt).await
     }
 
     /// `sql` prepared on this connection once.

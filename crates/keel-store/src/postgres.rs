@@ -138,16 +138,24 @@ pub async fn query_into(
     sink: &mut dyn RowSink,
 ) -> Result<(), StoreError> {
     let prepared = client.prepare_cached(&stmt.sql).await?;
+    for row in &rows(client, &prepared, stmt).await? {
+        sink.postgres(row)?;
+    }
+    Ok(())
+}
+
+/// `stmt`'s rows, run as `prepared` (its SQL prepared on `client`) with its values.
+pub async fn rows(
+    client: &tokio_postgres::Client,
+    prepared: &tokio_postgres::Statement,
+    stmt: &Stmt,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
     let params: Vec<PgParam<'_>> = stmt.values.iter().map(PgParam).collect();
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
         .iter()
         .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect();
-    let rows = client.query(&prepared, &refs).await?;
-    for row in &rows {
-        sink.postgres(row)?;
-    }
-    Ok(())
+    Ok(client.query(prepared, &refs).await?)
 }
 
 pub async fn execute(client: &deadpool_postgres::Object, stmt: &Stmt) -> Result<u64, StoreError> {
