@@ -46,6 +46,9 @@ pub struct Engine {
     pub(crate) referrers: HashMap<String, Vec<(String, String, keel_spec::OnDelete)>>,
     /// Signalled after every committed write, so the relay delivers at once.
     pub(crate) committed: Arc<tokio::sync::Notify>,
+    /// Set when deliveries are made pending outside a write (`retry`, `replay`), so
+    /// the relay asks the store for them at its next lease.
+    pub(crate) deliveries_made: Arc<std::sync::atomic::AtomicBool>,
     /// Signalled after every committed write, so the realtime feed reads at once.
     pub(crate) feed: Arc<tokio::sync::Notify>,
     /// Where records by id are cached (`None`: nowhere), see [`crate::cache`].
@@ -106,6 +109,7 @@ impl Engine {
             by_id: Default::default(),
             filters: Default::default(),
             committed: Default::default(),
+            deliveries_made: Default::default(),
             feed: Default::default(),
             cache: None,
             cached_collections: HashMap::new(),
@@ -245,6 +249,19 @@ impl Engine {
     /// Notified after each committed write (the outbox relay waits on it).
     pub fn committed(&self) -> Arc<tokio::sync::Notify> {
         self.committed.clone()
+    }
+
+    /// Set with [`Engine::deliveries_made`] (the relay clears it).
+    pub fn deliveries_made_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.deliveries_made.clone()
+    }
+
+    /// Deliveries were made pending outside a write (an admin's retry or replay):
+    /// the relay looks for them at once, not at its next poll.
+    pub fn deliveries_made(&self) {
+        self.deliveries_made
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.committed.notify_one();
     }
 
     /// Notified after each committed write (the realtime feed waits on it).

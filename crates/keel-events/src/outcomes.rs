@@ -7,16 +7,23 @@
 //!
 //! On SQLite the writer also stores the relay's position (see `fresh`): a first
 //! attempt's row counts as written once its transaction commits, and the position
-//! moves with the next transaction (or one of its own when nothing else is queued).
+//! moves with the next transaction (or one of its own when none follows soon).
 
 use crate::fresh::{FreshOutcome, Heads, lock};
 use keel_store::{Stmt, Store, StoreError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// At most this many outcomes in one transaction.
 const MAX_BATCH: usize = 256;
+
+/// How long the position a batch's rows allow waits to ride with the next batch
+/// before it is written alone: under a stream of deliveries it always rides (one
+/// writer transaction per batch, not two); a crash meanwhile costs the restart a
+/// look at each delivered event's row, never a delivery.
+const POSITION_LINGER: Duration = Duration::from_millis(100);
 
 /// The outcome of one attempt, as statements, and who waits for their commit.
 struct Entry {
@@ -69,7 +76,30 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Entry>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // A batch just committed: the position its rows allow is still to be stored.
+    let mut carry = false;
+    loop {
+        let received = match &heads {
+            Some(h) if carry => {
+                match tokio::time::timeout(POSITION_LINGER, rx.recv_many(&mut batch, MAX_BATCH))
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(_) => {
+                        carry = false;
+                        store_position(&store, h).await;
+                        continue;
+                    }
+                }
+            }
+            _ => rx.recv_many(&mut batch, MAX_BATCH).await,
+        };
+        if received == 0 {
+            if let Some(h) = &heads {
+                store_position(&store, h).await;
+            }
+            return;
+        }
         let position = heads.as_deref().and_then(|h| {
             let mut heads = lock(h);
             // Before the commit: once a pending row is visible, the walk must
@@ -96,20 +126,18 @@ async fn run(
         for entry in batch.drain(..) {
             let _ = entry.done.send(result.clone());
         }
-        // Nothing else queued to carry it: store the position the rows just written
-        // allow, so a restart does not send them again.
-        if let Some(heads) = &heads
-            && rx.is_empty()
-        {
-            let update = lock(heads).position_update();
-            if let Some((seq, stmt)) = update {
-                match commit(&store, &[], Some(&stmt)).await {
-                    Ok(()) => lock(heads).wrote(seq),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "events: cannot store the relay's position")
-                    }
-                }
-            }
+        carry = true;
+    }
+}
+
+/// Store the position the committed rows allow, if it moved: a restart then walks
+/// from there instead of asking the store about each event it passes.
+async fn store_position(store: &Store, heads: &Mutex<Heads>) {
+    let update = lock(heads).position_update();
+    if let Some((seq, stmt)) = update {
+        match commit(store, &[], Some(&stmt)).await {
+            Ok(()) => lock(heads).wrote(seq),
+            Err(e) => tracing::warn!(error = %e, "events: cannot store the relay's position"),
         }
     }
 }

@@ -18,6 +18,7 @@ use keel_store::{Row, Stmt, Store, StoreError};
 use serde_json::{Map, Value as Json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -72,7 +73,7 @@ struct Lease {
     destination: String,
     seq: i64,
     attempts: i32,
-    envelope: Envelope,
+    event: Arc<Outgoing>,
     /// A first attempt with no row yet (SQLite, see `fresh`): its outcome is
     /// inserted, not updated.
     fresh: bool,
@@ -107,8 +108,22 @@ const EVENT_COLUMNS: [Storage; 9] = [
     Storage::Datetime,
 ];
 
-/// An event read by the walk: its envelope (sealed) and the destinations that want it.
-type Walked = Option<(Envelope, Vec<String>)>;
+/// An event as it leaves the server: its envelope (sealed) and the JSON every
+/// destination receives, serialized once for all of them and every attempt.
+struct Outgoing {
+    envelope: Envelope,
+    body: Vec<u8>,
+}
+
+impl Outgoing {
+    fn new(envelope: Envelope) -> Arc<Self> {
+        let body = envelope.to_json_bytes();
+        Arc::new(Self { envelope, body })
+    }
+}
+
+/// An event read by the walk and the destinations that want it.
+type Walked = Option<(Arc<Outgoing>, Vec<String>)>;
 
 /// The relay of one node.
 pub struct Relay {
@@ -118,14 +133,22 @@ pub struct Relay {
     wake: Arc<Notify>,
     breakers: Mutex<HashMap<String, Breaker>>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// A delivery's answer came back: a slot of its destination is free (before its
+    /// outcome commits, which is when its task ends).
+    freed: Notify,
     /// Per destination: the highest seq leased here (see [`Relay::claim`]).
     floors: Mutex<HashMap<String, i64>>,
     /// Per destination: the seqs in flight here until their outcome commits. Where
     /// leases are not written (SQLite, see [`events::leases_written`]) this is what
     /// keeps a delivery from being leased twice.
     held: Mutex<HashMap<String, HashSet<i64>>>,
-    /// What this relay knows of disabled destinations (asked on every claim).
+    /// What this relay knows of disabled destinations (see [`DisabledKnown`]).
     disabled: Mutex<DisabledKnown>,
+    /// When the store was last asked for pending rows this relay did not make.
+    rows_asked: Mutex<Option<Instant>>,
+    /// Set where such rows were just made in this process (see
+    /// [`Relay::with_deliveries_made`]).
+    rows_made: Option<Arc<AtomicBool>>,
     /// Per collection, its encrypted fields: left out of what leaves the server.
     sealed: HashMap<String, Vec<String>>,
     /// Which destinations want which events, where this relay makes the deliveries
@@ -195,9 +218,12 @@ impl Relay {
             wake,
             breakers,
             in_flight: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
             floors: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             disabled: Mutex::new(DisabledKnown::default()),
+            rows_asked: Mutex::new(None),
+            rows_made: None,
             sealed,
             interests: None,
             metrics: Arc::new(RelayMetrics::new(&names)),
@@ -209,6 +235,13 @@ impl Relay {
     /// [`events::relay_makes_deliveries`] holds: without it nothing is delivered.
     pub fn with_interests(mut self, interests: Arc<dyn events::Interests>) -> Self {
         self.interests = Some(interests);
+        self
+    }
+
+    /// Ask the store for pending rows at the next lease whenever `flag` is set (an
+    /// admin's retry or replay in this process), not only once per poll.
+    pub fn with_deliveries_made(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.rows_made = Some(flag);
         self
     }
 
@@ -263,7 +296,8 @@ impl Relay {
         loop {
             let free = self.settings.max_in_flight.saturating_sub(tasks.len());
             let mut claimed = 0;
-            if free > 0 && !self.sinks.is_empty() {
+            let room = free > 0 && self.room();
+            if room {
                 if caught_up {
                     let since = last_claim.elapsed();
                     if since < self.settings.linger {
@@ -295,11 +329,14 @@ impl Relay {
                 }
                 continue;
             }
+            let room = tasks.len() < self.settings.max_in_flight && self.room();
             tokio::select! {
                 _ = &mut shutdown => break,
-                // With no destination, a commit gives it nothing to do: no wake-up (a
-                // context switch per write).
-                _ = self.wake.notified(), if !self.sinks.is_empty() => {}
+                // Without room for a lease (no destination, or every one busy), a
+                // commit gives it nothing to do: no wake-up, a context switch per
+                // write. Its wake-up is kept, and taken once a delivery finishes.
+                _ = self.wake.notified(), if room => {}
+                _ = self.freed.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
@@ -401,6 +438,25 @@ impl Relay {
         }
     }
 
+    /// Whether a lease could give some destination work now, judged from what is
+    /// in memory (no store read): one that is idle, has half its slots free (see
+    /// [`Relay::allowances_given`]), or is not plainly open for deliveries (breaker
+    /// not closed: its walk makes pending rows). A busy relay skips the lease, and
+    /// the store reads it costs, until a delivery finishes.
+    fn room(&self) -> bool {
+        let (Ok(breakers), Ok(in_flight)) = (self.breakers.lock(), self.in_flight.lock()) else {
+            return true;
+        };
+        self.sinks.iter().any(|(name, sink)| {
+            let busy = in_flight.get(name).copied().unwrap_or(0);
+            let cap = sink.concurrency();
+            let closed = breakers
+                .get(name)
+                .is_none_or(|b| b.state() == BreakerState::Closed);
+            !closed || busy == 0 || cap.saturating_sub(busy) * 2 >= cap
+        })
+    }
+
     /// [`Relay::allowances`], the disabled destinations known.
     fn allowances_given(&self, free: usize, disabled: &[String]) -> Vec<(String, usize)> {
         let now = Instant::now();
@@ -428,6 +484,26 @@ impl Relay {
             }
         }
         out
+    }
+
+    /// SQLite: whether to ask the store for pending rows of destinations that have
+    /// none this relay knows of (rows it did not make: `keel events retry` and
+    /// replay). At once after the admin routes made some, else once per `poll`
+    /// (another process's `keel events retry`): asked on every lease, it was 4 % of
+    /// the relay's CPU under load.
+    fn rows_due(&self) -> bool {
+        let Ok(mut asked) = self.rows_asked.lock() else {
+            return true;
+        };
+        let made = self
+            .rows_made
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::AcqRel));
+        let due = made || asked.is_none_or(|at| at.elapsed() >= self.settings.poll);
+        if due {
+            *asked = Some(Instant::now());
+        }
+        due
     }
 
     /// The highest seq this node has leased for `destination` (`0`: none yet).
@@ -542,7 +618,7 @@ impl Relay {
                     let to = upto.min(seq + window.clamp(1, WALK_READ));
                     self.walk(seq, to, interests, &mut seen).await?;
                 }
-                let Some(Some((envelope, wanting))) = seen.get(&next) else {
+                let Some(Some((event, wanting))) = seen.get(&next) else {
                     // No such event: its transaction rolled back.
                     seq = next;
                     continue;
@@ -562,12 +638,12 @@ impl Relay {
                     seq = next;
                     continue;
                 }
-                let record = envelope.record_id;
+                let record = event.envelope.record_id;
                 // Per-record order: behind a first attempt of the record in flight,
                 // or a pending row of it (asked only where there may be some).
                 let sending = fresh
                     .iter()
-                    .any(|l| &l.destination == name && l.envelope.record_id == record)
+                    .any(|l| &l.destination == name && l.event.envelope.record_id == record)
                     || lock(heads).sending(name, record);
                 let ask = !blocked && !sending && lock(heads).may_have_rows(name);
                 let queued = ask
@@ -586,7 +662,7 @@ impl Relay {
                         destination: name.clone(),
                         seq: next,
                         attempts: 0,
-                        envelope: envelope.clone(),
+                        event: event.clone(),
                         fresh: true,
                     });
                 }
@@ -627,7 +703,11 @@ impl Relay {
                 heads.made_rows(destination);
             }
             for lease in &fresh {
-                heads.sent(&lease.destination, lease.seq, lease.envelope.record_id);
+                heads.sent(
+                    &lease.destination,
+                    lease.seq,
+                    lease.event.envelope.record_id,
+                );
             }
             for (destination, seq) in &walked {
                 heads.advance(destination, *seq);
@@ -663,7 +743,7 @@ impl Relay {
             let record = envelope.data.as_ref().or(envelope.previous.as_ref());
             let wanting = interests.wanting(&envelope.collection, &kind, record);
             self.seal(&mut envelope);
-            seen.insert(seq, Some((envelope, wanting)));
+            seen.insert(seq, Some((Outgoing::new(envelope), wanting)));
         }
         Ok(())
     }
@@ -698,8 +778,12 @@ impl Relay {
         heads: Option<&Mutex<Heads>>,
     ) -> Result<Vec<Row>, StoreError> {
         let mut leased = Vec::new();
+        let ask_all = heads.is_none() || self.rows_due();
         for (destination, n) in allowances {
             let n = *n;
+            if !ask_all && heads.is_some_and(|h| !lock(h).may_have_rows(destination)) {
+                continue;
+            }
             // Above the highest seq leased here first: the index range then starts past
             // the settled deliveries (dead entries until vacuum) instead of walking
             // them, which is what keeps a backlog draining fast. Only when that finds
@@ -740,7 +824,7 @@ impl Relay {
         &self,
         reads: &mut Reads<'_, '_>,
         leased: &[Row],
-    ) -> Result<HashMap<i64, Envelope>, StoreError> {
+    ) -> Result<HashMap<i64, Arc<Outgoing>>, StoreError> {
         if leased.is_empty() {
             return Ok(HashMap::new());
         }
@@ -750,7 +834,7 @@ impl Relay {
             for row in reads.query(&stmt, &EVENT_COLUMNS).await? {
                 if let Some((seq, mut envelope)) = envelope_of(row) {
                     self.seal(&mut envelope);
-                    by_seq.insert(seq, envelope);
+                    by_seq.insert(seq, Outgoing::new(envelope));
                 }
             }
         }
@@ -776,7 +860,7 @@ impl Relay {
     fn take(
         &self,
         leased: Vec<Row>,
-        envelopes: HashMap<i64, Envelope>,
+        envelopes: HashMap<i64, Arc<Outgoing>>,
         fresh: Vec<Lease>,
     ) -> Vec<Lease> {
         let mut leases = Vec::new();
@@ -784,14 +868,14 @@ impl Relay {
             let (Some(destination), Some(seq)) = (row[0].as_str(), row[1].as_i64()) else {
                 continue;
             };
-            let Some(envelope) = envelopes.get(&seq).cloned() else {
+            let Some(event) = envelopes.get(&seq).cloned() else {
                 continue;
             };
             leases.push(Lease {
                 destination: destination.to_string(),
                 seq,
                 attempts: row[2].as_i64().unwrap_or(0) as i32,
-                envelope,
+                event,
                 fresh: false,
             });
         }
@@ -848,10 +932,7 @@ impl Relay {
     async fn deliver(&self, lease: Lease, outcomes: &OutcomeWriter) {
         let started = Instant::now();
         let outcome = match self.sinks.get(&lease.destination) {
-            Some(sink) => {
-                let body = lease.envelope.to_json_bytes();
-                sink.deliver(&lease.envelope, &body).await
-            }
+            Some(sink) => sink.deliver(&lease.event.envelope, &lease.event.body).await,
             None => Outcome::Retry {
                 status: None,
                 error: "no such destination on this node".into(),
@@ -863,6 +944,7 @@ impl Relay {
         {
             *n = n.saturating_sub(1);
         }
+        self.freed.notify_one();
         self.metrics
             .record(&lease.destination, &outcome, started.elapsed());
         let stmts = self.settle(&lease, &outcome);
@@ -883,11 +965,11 @@ impl Relay {
                     // About a minute of failing writes: the store needs attention;
                     // the next start sends this event again.
                     Err(e) if tries >= 16 => {
-                        tracing::error!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery; it is sent again at the next start");
+                        tracing::error!(destination = %lease.destination, event = %lease.event.envelope.id, error = %e, "events: cannot record a delivery; it is sent again at the next start");
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery; trying again");
+                        tracing::warn!(destination = %lease.destination, event = %lease.event.envelope.id, error = %e, "events: cannot record a delivery; trying again");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
@@ -897,7 +979,7 @@ impl Relay {
         }
         if let Err(e) = outcomes.write(stmts, None).await {
             // The lease runs out and another attempt follows: at least once.
-            tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, error = %e, "events: cannot record a delivery");
+            tracing::warn!(destination = %lease.destination, event = %lease.event.envelope.id, error = %e, "events: cannot record a delivery");
         }
         // Its outcome is committed (or lost, and then it is due again): no longer held.
         if let Ok(mut held) = self.held.lock()
@@ -940,11 +1022,11 @@ impl Relay {
                 );
                 match delay {
                     Some(delay) => {
-                        tracing::debug!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery failed, will retry");
+                        tracing::debug!(destination = %lease.destination, event = %lease.event.envelope.id, attempts, error = %error, "events: delivery failed, will retry");
                         row(PENDING, now + delay, *status, Some(error.as_str()))
                     }
                     None => {
-                        tracing::warn!(destination = %lease.destination, event = %lease.envelope.id, attempts, error = %error, "events: delivery dead-lettered");
+                        tracing::warn!(destination = %lease.destination, event = %lease.event.envelope.id, attempts, error = %error, "events: delivery dead-lettered");
                         row(DEAD, now, *status, Some(error.as_str()))
                     }
                 }
@@ -973,7 +1055,7 @@ impl Relay {
                 dialect,
                 &lease.destination,
                 lease.seq,
-                lease.envelope.record_id,
+                lease.event.envelope.record_id,
                 &settled,
             )
         } else {

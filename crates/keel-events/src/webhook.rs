@@ -33,7 +33,11 @@ pub enum WebhookError {
 /// One `[events.webhooks.NAME]`.
 pub struct WebhookSink {
     destination: String,
-    url: String,
+    /// Parsed once (not per attempt); `Err` holds why the URL is unusable, for
+    /// each attempt's error.
+    url: Result<reqwest::Url, String>,
+    /// The host, when the URL names an IP literal: checked before each attempt.
+    literal: Option<IpAddr>,
     secrets: Option<WebhookSecrets>,
     allow_private: bool,
     client: reqwest::Client,
@@ -64,7 +68,9 @@ impl WebhookSink {
         })?;
         Ok(Self {
             destination,
-            url: hook.url.clone(),
+            url: reqwest::Url::parse(&hook.url)
+                .map_err(|e| format!("invalid URL `{}`: {e}", hook.url)),
+            literal: literal_host(&hook.url),
             secrets,
             allow_private: hook.allow_private,
             client,
@@ -73,16 +79,26 @@ impl WebhookSink {
 
     async fn attempt(&self, event: &Envelope, body: &[u8]) -> Outcome {
         if !self.allow_private
-            && let Some(ip) = literal_host(&self.url)
+            && let Some(ip) = self.literal
             && !is_public(ip)
         {
             return refused_private(ip);
         }
+        let url = match &self.url {
+            Ok(url) => url.clone(),
+            Err(e) => {
+                return Outcome::Retry {
+                    status: None,
+                    error: e.clone(),
+                    after: None,
+                };
+            }
+        };
         let id = event.id.to_string();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut request = self
             .client
-            .post(&self.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(signature::WEBHOOK_ID, &id)
             .header(signature::WEBHOOK_TIMESTAMP, timestamp.to_string());

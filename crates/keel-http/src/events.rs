@@ -212,7 +212,7 @@ pub async fn retry(
     let changed = ops::retry(state.engine.store(), &targets)
         .await
         .map_err(store_failed)?;
-    state.engine.committed().notify_one();
+    state.engine.deliveries_made();
     let total: u64 = changed.iter().map(|r| r.deliveries).sum();
     tracing::info!(target: "audit", event = "events_retry", actor = ?p.id, retried = total);
     Ok(Json(json!({
@@ -244,7 +244,7 @@ pub async fn replay(
     let replayed = ops::replay(state.engine.store(), &destination, since)
         .await
         .map_err(store_failed)?;
-    state.engine.committed().notify_one();
+    state.engine.deliveries_made();
     tracing::info!(target: "audit", event = "events_replay", actor = ?p.id, destination = %destination, replayed);
     Ok(Json(json!({
         "destination": destination,

@@ -55,7 +55,8 @@ pub async fn relay(engine: &Engine, settings: RelaySettings) -> Result<Arc<Relay
             settings,
             engine.committed(),
         )
-        .with_interests(engine.interests()),
+        .with_interests(engine.interests())
+        .with_deliveries_made(engine.deliveries_made_flag()),
     ))
 }
 

@@ -5,6 +5,7 @@ use super::*;
 use crate::Stmt;
 use keel_expr::Dialect;
 use sea_query::Value;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 
 /// Whether leasing a delivery writes its lease. PostgreSQL: yes, several nodes relay.
@@ -164,21 +165,28 @@ const SETTLED_COLUMNS: [&str; 6] = [
 
 /// Record a leased delivery's outcome; its lease ends.
 pub fn settle(dialect: Dialect, destination: &str, seq: i64, outcome: &Settled<'_>) -> Stmt {
+    let mut values = outcome.values(dialect).to_vec();
+    values.extend([destination.into(), seq.into()]);
+    Stmt::new(per_dialect(dialect, &SETTLE_SQL), values)
+}
+
+/// The text of [`settle`]'s statement, made once per dialect.
+static SETTLE_SQL: [LazyLock<String>; 2] = [
+    LazyLock::new(|| settle_sql(Dialect::Sqlite)),
+    LazyLock::new(|| settle_sql(Dialect::Postgres)),
+];
+
+fn settle_sql(dialect: Dialect) -> String {
     let set = SETTLED_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| format!("{c} = {}", p(dialect, i + 1)))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut values = outcome.values(dialect).to_vec();
-    values.extend([destination.into(), seq.into()]);
-    Stmt::new(
-        format!(
-            "UPDATE _keel_deliveries SET {set}, lease_until = NULL WHERE destination = {} AND event_seq = {}",
-            p(dialect, 7),
-            p(dialect, 8)
-        ),
-        values,
+    format!(
+        "UPDATE _keel_deliveries SET {set}, lease_until = NULL WHERE destination = {} AND event_seq = {}",
+        p(dialect, 7),
+        p(dialect, 8)
     )
 }
 
@@ -192,22 +200,38 @@ pub fn insert_settled(
     record_id: uuid::Uuid,
     outcome: &Settled<'_>,
 ) -> Stmt {
+    let mut values = vec![destination.into(), seq.into(), uuid(dialect, record_id)];
+    values.extend(outcome.values(dialect));
+    Stmt::new(per_dialect(dialect, &INSERT_SETTLED_SQL), values)
+}
+
+/// The text of [`insert_settled`]'s statement, made once per dialect: one per
+/// delivery, it was most of the relay's cost of recording an outcome.
+static INSERT_SETTLED_SQL: [LazyLock<String>; 2] = [
+    LazyLock::new(|| insert_settled_sql(Dialect::Sqlite)),
+    LazyLock::new(|| insert_settled_sql(Dialect::Postgres)),
+];
+
+fn insert_settled_sql(dialect: Dialect) -> String {
     let columns = SETTLED_COLUMNS.join(", ");
     let update = SETTLED_COLUMNS
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut values = vec![destination.into(), seq.into(), uuid(dialect, record_id)];
-    values.extend(outcome.values(dialect));
-    Stmt::new(
-        format!(
-            "INSERT INTO _keel_deliveries (destination, event_seq, record_id, {columns}) VALUES ({}) \
-             ON CONFLICT (destination, event_seq) DO UPDATE SET {update}, lease_until = NULL",
-            params(dialect, 1, 9)
-        ),
-        values,
+    format!(
+        "INSERT INTO _keel_deliveries (destination, event_seq, record_id, {columns}) VALUES ({}) \
+         ON CONFLICT (destination, event_seq) DO UPDATE SET {update}, lease_until = NULL",
+        params(dialect, 1, 9)
     )
+}
+
+/// `texts`' entry for `dialect` (SQLite first, PostgreSQL second).
+fn per_dialect(dialect: Dialect, texts: &[LazyLock<String>; 2]) -> String {
+    match dialect {
+        Dialect::Sqlite => texts[0].as_str().to_owned(),
+        Dialect::Postgres => texts[1].as_str().to_owned(),
+    }
 }
 
 /// Whether `destination` has a pending delivery of `record_id` (an earlier event of
