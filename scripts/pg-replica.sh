@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # A private PostgreSQL primary and a streaming standby of it, for the read-replica
-# tests (which pause, stop and start the standby): `initdb` a primary, then
+# tests (which pause, stop and start the standby) and the database-outage test (which
+# stops and starts the primary): `initdb` a primary, then
 # `pg_basebackup -R` a standby, each on a free port, under DIR.
 #
 #   scripts/pg-replica.sh start DIR   # prints "PRIMARY_PORT STANDBY_PORT"
-#   scripts/pg-replica.sh stop DIR [primary|standby|all]
+#   scripts/pg-replica.sh stop DIR [primary|standby|all] [immediate|fast]
+#     (immediate by default; with synchronous_commit off it loses the last commits,
+#     so a test that starts the primary again and reads its data stops it `fast`)
 #   scripts/pg-replica.sh restart-standby DIR
+#   scripts/pg-replica.sh restart-primary DIR
 #
 # PostgreSQL refuses to run as root: as root the servers run as the `postgres` user.
 set -euo pipefail
 
-cmd="${1:?usage: pg-replica.sh start|stop|restart-standby DIR}"
+cmd="${1:?usage: pg-replica.sh start|stop|restart-standby|restart-primary DIR}"
 dir="${2:?usage: pg-replica.sh $cmd DIR}"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
 [ -x "$bin/initdb" ] || { echo "pg-replica: initdb not found under /usr/lib/postgresql" >&2; exit 1; }
@@ -55,15 +59,20 @@ EOF
     ;;
   stop)
     which="${3:-all}"
+    mode="${4:-immediate}"
     for node in primary standby; do
       if [ "$which" = all ] || [ "$which" = "$node" ]; then
-        [ -d "$dir/$node" ] && as_pg "$bin/pg_ctl" -D "$dir/$node" -m immediate stop >/dev/null 2>&1 || true
+        [ -d "$dir/$node" ] && as_pg "$bin/pg_ctl" -D "$dir/$node" -m "$mode" stop >/dev/null 2>&1 || true
       fi
     done
     ;;
   restart-standby)
     read -r _ p2 <"$dir/ports"
     server_start "$dir/standby" "$p2"
+    ;;
+  restart-primary)
+    read -r p1 _ <"$dir/ports"
+    server_start "$dir/primary" "$p1"
     ;;
   *)
     echo "pg-replica: unknown command $cmd" >&2; exit 2 ;;

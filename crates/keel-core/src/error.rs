@@ -144,6 +144,7 @@ impl CoreError {
             CoreError::Conflict { .. } => ErrorCode::Conflict,
             CoreError::StaleVersion { .. } => ErrorCode::PreconditionFailed,
             CoreError::IdempotencyMismatch => ErrorCode::IdempotencyKeyReused,
+            CoreError::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
             CoreError::Store(_) => ErrorCode::Internal,
         }
     }

@@ -261,6 +261,14 @@ impl From<CoreError> for Problem {
                 code,
                 "this Idempotency-Key was already used with a different request body",
             ),
+            CoreError::Store(e) if e.is_unavailable() => {
+                tracing::error!(error = %e, "the database is unreachable");
+                Problem::new(
+                    code,
+                    "the database is unreachable; retry shortly (the server log has the details under this request id)",
+                )
+                .with_header(header::RETRY_AFTER, "1")
+            }
             CoreError::Store(e) => {
                 tracing::error!(error = %e, "storage error");
                 Problem::internal()

@@ -32,6 +32,27 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (a connection refused, closed or
+    /// shut down; no pooled connection to be had), as opposed to a statement it
+    /// refused: the request may succeed later, so the edge answers 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Postgres(e) => match e.as_db_error() {
+                // Class 08: connection exception; 57P01-57P03: the server is
+                // shutting down or not yet accepting connections.
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                }
+                None => true,
+            },
+            _ => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         if let rusqlite::Error::SqliteFailure(code, msg) = &e {

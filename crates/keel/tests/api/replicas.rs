@@ -204,3 +204,88 @@ async fn replicas_need_postgres_urls() {
     assert!(text.contains("keel.toml:5:"), "{text}");
     assert!(text.contains("postgres://"), "{text}");
 }
+
+/// One request's status, problem `type` and `Retry-After`.
+async fn answer(req: reqwest::RequestBuilder) -> (u16, String, Option<String>) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["type"].as_str().unwrap_or("").to_string(),
+        retry,
+    )
+}
+
+/// The database stopped under a running server: reads (on the shared, pipelined
+/// connections), writes (on the pool) and `/readyz` answer 503 problem+json, never
+/// a 500 or a hang; started again, the same server reads and writes without a
+/// restart (broken connections are replaced on their next use).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_stopped_and_started_under_the_server() {
+    let set = ReplicaSet::start();
+    let s = crate::cache::settings(&ReplicaSet::url(set.primary), keel::CacheMode::Off);
+    // The private primary is dropped with the set, not by the test database.
+    let app = spawn_with(
+        TestDb::Sqlite {
+            _dir: tempfile::tempdir().unwrap(),
+        },
+        s,
+    )
+    .await;
+    let writer = signup(&app, "writer@example.com").await;
+    let create = |name: &'static str| {
+        app.client
+            .post(app.url("/v1/files"))
+            .bearer_auth(writer.token.clone())
+            .json(&json!({ "name": name }))
+    };
+    assert_eq!(answer(create("a")).await.0, 201);
+    let (status, a) = get_as(&app, "/v1/files?sort=name", None).await;
+    assert_eq!(status, 200, "{a}");
+    let id = a["items"][0]["id"].as_str().unwrap().to_string();
+
+    // Fast, not immediate: the private primary commits asynchronously, and an
+    // immediate stop would lose the last commits (this test reads them back).
+    set.run(&["stop", "primary", "fast"]);
+    for path in ["/v1/files?sort=name".to_string(), format!("/v1/files/{id}")] {
+        // Twice: the first read finds the shared connection broken, the second
+        // fails to replace it.
+        for _ in 0..2 {
+            let (status, kind, retry) = answer(app.client.get(app.url(&path))).await;
+            assert_eq!(status, 503, "GET {path}");
+            assert!(kind.ends_with("#unavailable"), "{kind}");
+            assert_eq!(retry.as_deref(), Some("1"));
+        }
+    }
+    let (status, kind, _) = answer(create("b")).await;
+    assert_eq!(
+        (status, kind.ends_with("#unavailable")),
+        (503, true),
+        "{kind}"
+    );
+    assert_eq!(answer(app.client.get(app.url("/readyz"))).await.0, 503);
+
+    set.run(&["restart-primary"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, page) = get_as(&app, "/v1/files?sort=name", None).await;
+        if status == 200 {
+            assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+            break;
+        }
+        assert_eq!(status, 503, "{page}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reads never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer(create("b")).await.0, 201);
+    assert_eq!(names(&app, None).await, ["a", "b"]);
+    assert_eq!(answer(app.client.get(app.url("/readyz"))).await.0, 200);
+}
