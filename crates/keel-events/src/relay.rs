@@ -869,6 +869,11 @@ impl Relay {
                 continue;
             };
             let Some(event) = envelopes.get(&seq).cloned() else {
+                tracing::warn!(
+                    destination,
+                    seq,
+                    "events: a leased delivery has no event; it waits for its lease to run out"
+                );
                 continue;
             };
             leases.push(Lease {
@@ -922,6 +927,11 @@ impl Relay {
                 &[Storage::Text, Storage::Int, Storage::Int, Storage::Uuid],
             )
             .await?;
+        if events::leases_written(dialect) {
+            // Every row returned is leased to this node: all are delivered. (Dropping
+            // one here held it, undelivered, until its lease ran out.)
+            return Ok(rows);
+        }
         rows.retain(|r| r[1].as_i64().is_some_and(|s| !held.contains(&s)));
         rows.truncate(n);
         Ok(rows)

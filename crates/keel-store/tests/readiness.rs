@@ -3,9 +3,12 @@
 //! transaction holds the write lock, from this store or another on the same file.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use keel_store::{Readiness, SchemaFingerprint, Stmt, Store};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use support::PgDb;
 
 const V1: &str = r#"
 [app]
@@ -113,48 +116,9 @@ async fn sqlite_readiness_answers_while_a_writer_holds_the_lock() {
     held.rollback().await.unwrap();
 }
 
-/// A PostgreSQL database of its own, dropped at the end.
-struct PgDb {
-    name: String,
-    admin: String,
-}
-
-impl PgDb {
-    async fn new() -> (Self, String) {
-        let admin = std::env::var("KEEL_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("keel_store_ready_{}", uuid::Uuid::now_v7().simple());
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin}: {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        (Self { name, admin }, url)
-    }
-
-    async fn drop_it(self) {
-        let (client, conn) = tokio_postgres::connect(&self.admin, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_readiness_follows_migrations() {
-    let (db, url) = PgDb::new().await;
+    let (db, url) = PgDb::new("keel_store_ready").await;
     follows_migrations(&url).await;
 
     // A writer holding the fingerprint's row does not hold up the probe either.

@@ -78,10 +78,14 @@ pub fn claim(
     }
     let mut all = vec![at(dialect, lease_until), destination.into()];
     all.extend(values);
+    // The due rows are chosen once (`MATERIALIZED`): as an `IN (…)` subquery the
+    // planner may run it again while the update proceeds, and with `SKIP LOCKED`
+    // under concurrent writes that leased more rows than the limit (2 for 1).
     Stmt::new(
         format!(
-            "UPDATE _keel_deliveries SET lease_until = {lease} \
-             WHERE destination = {dest} AND event_seq IN ({due}) \
+            "WITH due AS MATERIALIZED ({due}) \
+             UPDATE _keel_deliveries SET lease_until = {lease} \
+             WHERE destination = {dest} AND event_seq IN (SELECT event_seq FROM due) \
              RETURNING destination, event_seq, attempts, record_id",
             lease = p(dialect, 1),
             dest = p(dialect, 2),
