@@ -17,7 +17,9 @@ pub const PEAK_TO_AVERAGE: f64 = 4.0;
 /// Users above which one node is not enough: a single node cannot roll out without
 /// downtime, and an outage then touches too many people.
 pub const HA_USERS: u64 = 20_000;
-/// Database connections per node (pool size).
+/// Database connections per node (2 vCPU), as `keel serve` opens them: a pool of 8
+/// for transactions (4 per vCPU), 2 shared by reads, the event relay's 3, and 2
+/// listening for `NOTIFY` (relay, realtime) — 15, planned as 16.
 pub const POOL_PER_NODE: u64 = 16;
 const SECONDS_PER_YEAR: f64 = 31_536_000.0;
 

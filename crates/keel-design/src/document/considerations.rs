@@ -73,7 +73,7 @@ fn scalability(d: &mut String, i: &Inputs<'_>) {
         Database::Postgres => {
             let _ = writeln!(
                 d,
-                "- Database connections: **{}** ({} nodes × {} pooled); PostgreSQL's default `max_connections` is 100{}.",
+                "- Database connections: **{}** ({} nodes × {}: on 2 vCPU a node opens 8 for transactions, 2 shared by reads, 3 for the event relay and 2 listening for `NOTIFY`); PostgreSQL's default `max_connections` is 100{}.",
                 p.connections,
                 p.nodes,
                 plan::POOL_PER_NODE,
