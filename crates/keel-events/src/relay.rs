@@ -334,7 +334,7 @@ impl Relay {
                 _ = &mut shutdown => break,
                 // Without room for a lease (no destination, or every one busy), a
                 // commit gives it nothing to do: no wake-up, a context switch per
-                // write. Its wake-up is kept, and taken once a delivery finishes.
+                // write. Its wake-up is kept, and taken once an answer frees a slot.
                 _ = self.wake.notified(), if room => {}
                 _ = self.freed.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
