@@ -453,7 +453,7 @@ impl Relay {
             let closed = breakers
                 .get(name)
                 .is_none_or(|b| b.state() == BreakerState::Closed);
-            !closed || busy == 0 || cap.saturating_sub(busy) * 2 >= cap
+            !closed || worth_a_lease(cap.saturating_sub(busy), busy, cap)
         })
     }
 
@@ -475,9 +475,7 @@ impl Relay {
                     None => sink.concurrency(),
                 };
                 let n = cap.saturating_sub(busy).min(left);
-                // Lease in batches: when idle, or once half the slots are free, so a
-                // backlog costs one lease query per several deliveries.
-                if n > 0 && (busy == 0 || n * 2 >= cap) {
+                if worth_a_lease(n, busy, cap) {
                     left -= n;
                     out.push((name.clone(), n));
                 }
@@ -1206,6 +1204,13 @@ impl Relay {
             }
         }
     }
+}
+
+/// Whether `n` free slots of a destination with `busy` of `cap` in flight are worth
+/// a lease: leases go in batches — when idle, or once half the slots are free — so
+/// a backlog costs one lease per several deliveries.
+fn worth_a_lease(n: usize, busy: usize, cap: usize) -> bool {
+    n > 0 && (busy == 0 || n * 2 >= cap)
 }
 
 /// A uniform value in `[0, 1)` for the retry jitter.
